@@ -1,0 +1,10 @@
+"""framing: label sentences by their role in a contested claim.
+
+Labels: ``allegation``, ``denial``, ``justification``, ``other`` (see :data:`framing.LABELS`).
+"""
+
+from framing.labels import LABELS
+
+__version__ = "0.1.0"
+
+__all__ = ["LABELS", "__version__"]
