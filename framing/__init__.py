@@ -4,7 +4,8 @@ Labels: ``allegation``, ``denial``, ``justification``, ``other`` (see :data:`fra
 """
 
 from framing.labels import LABELS
+from framing.model import Classifier
 
 __version__ = "0.1.0"
 
-__all__ = ["LABELS", "__version__"]
+__all__ = ["LABELS", "Classifier", "__version__"]

@@ -27,6 +27,41 @@ def _data_check(args: argparse.Namespace) -> int:
     return 1
 
 
+def _train(args: argparse.Namespace) -> int:
+    from framing.training import TrainConfig, train
+
+    cfg = TrainConfig.from_toml(args.config, args.set)
+    train(cfg, args.output, argv=["framing"] + sys.argv[1:] if args.argv is None else args.argv)
+    return 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from framing.labelling import label_documents, print_table, read_documents, write_jsonl
+    from framing.model import Classifier
+
+    if args.output and Path(args.output).exists() and not args.force:
+        raise ValueError(f"{args.output} exists; pass --force to overwrite it")
+    clf = Classifier.load(args.model, device=args.device)
+    docs = read_documents(args.inputs, text_column=args.text_column, id_column=args.id_column)
+    records = label_documents(clf, docs, unit=args.unit)
+    if args.output:
+        n = write_jsonl(records, args.output)
+        print(f"labelled {n} sentences -> {args.output}", file=sys.stderr)
+    else:
+        print_table(records)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from framing.export import export
+
+    out = export(args.model, args.output)
+    print(f"exported {args.model} -> {out} (load it with transformers.pipeline('text-classification', model='{out}'))")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framing",
@@ -48,6 +83,36 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--near-threshold", type=float, default=0.9,
                        help="cosine similarity from which two sentences are near duplicates (default: 0.9)")
     check.set_defaults(func=_data_check)
+
+    tr = sub.add_parser("train", help="train a model from the corpus",
+                        description="Train a model (fine-tuned transformer or a baseline) and write it, "
+                        "with its metrics, config, provenance and model card, to DIR.")
+    tr.add_argument("--config", default=None, help="TOML config (e.g. training/configs/default.toml)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key, e.g. --set epochs=3 (repeatable)")
+    tr.add_argument("-o", "--output", required=True, metavar="DIR")
+    tr.set_defaults(func=_train, argv=None)
+
+    lab = sub.add_parser("label", help="label sentences of .txt/.jsonl/.csv files",
+                         description="Split documents into sentences and label each; JSONL out with -o, "
+                         "otherwise a table on the terminal.")
+    lab.add_argument("inputs", nargs="+", metavar="INPUT")
+    lab.add_argument("-o", "--output", default=None, metavar="OUT", help="JSONL output file")
+    lab.add_argument("--model", default=None, help="model directory (default: the shipped model)")
+    lab.add_argument("--text-column", default="text")
+    lab.add_argument("--id-column", default="id")
+    lab.add_argument("--unit", choices=("document", "sentence"), default="document",
+                     help="records of .jsonl/.csv are documents to split, or single sentences")
+    lab.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    lab.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    lab.set_defaults(func=_label)
+
+    ex = sub.add_parser("export", help="write a standalone Hugging Face model directory",
+                        description="Merge adapter weights and write a directory that "
+                        "transformers.pipeline('text-classification') loads with no framing code.")
+    ex.add_argument("model", metavar="MODEL")
+    ex.add_argument("-o", "--output", required=True, metavar="DIR")
+    ex.set_defaults(func=_export)
     return parser
 
 
@@ -55,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ModuleNotFoundError, ValueError) as e:
         print(f"framing: error: {e}", file=sys.stderr)
         return 1
 

