@@ -62,6 +62,28 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from framing.evaluation import cross_domain, evaluate
+
+    if args.cross_domain:
+        from framing.training import TrainConfig
+
+        if not args.config:
+            raise ValueError("--cross-domain needs --config (the training config to run per held-out domain)")
+        report = cross_domain(TrainConfig.from_toml(args.config, args.set), args.output, domains=args.domains)
+        print(f"mean held-out macro-F1 {report['mean_macro_f1']:.3f}; report in {args.output}/cross_domain.md")
+        return 0
+    if not args.model or not args.data:
+        raise ValueError("framing eval needs --model and --data (or --cross-domain --config)")
+    report = evaluate(args.model, args.data, args.output, n_boot=args.bootstrap)
+    for dname, entry in report["data"].items():
+        for mname, r in entry["results"].items():
+            lo, hi = r["ci"]["macro_f1"]
+            print(f"{dname:<14} {mname:<40} macro-F1 {r['macro_f1']:.3f} [{lo:.3f}, {hi:.3f}]  acc {r['accuracy']:.3f}")
+    print(f"report: {args.output}/report.md")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="framing",
@@ -106,6 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     lab.add_argument("--force", action="store_true", help="overwrite an existing output file")
     lab.set_defaults(func=_label)
+
+    ev = sub.add_parser("eval", help="evaluate and compare models",
+                        description="Metrics with bootstrap CIs, calibration, per-domain breakdown, errors and "
+                        "paired tests, written to DIR as report.json, report.md and PNG plots.")
+    ev.add_argument("--model", action="append", default=[], metavar="M", help="model directory (repeatable)")
+    ev.add_argument("--data", action="append", default=[], metavar="D",
+                    help="labelled JSONL, a corpus split (train, dev, test, cross-domain) or real-dev (repeatable)")
+    ev.add_argument("-o", "--output", required=True, metavar="DIR")
+    ev.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default: 1000)")
+    ev.add_argument("--cross-domain", action="store_true", help="leave-one-domain-out training and evaluation")
+    ev.add_argument("--config", default=None, help="training config for --cross-domain")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ev.add_argument("--domains", nargs="+", default=None, help="held-out domains for --cross-domain (default: all)")
+    ev.set_defaults(func=_eval)
 
     ex = sub.add_parser("export", help="write a standalone Hugging Face model directory",
                         description="Merge adapter weights and write a directory that "

@@ -204,6 +204,35 @@ def fit_embedding(cfg: TrainConfig, texts, labels, device) -> EmbeddingBackend:
 # -------------------------------------------------------------------------------- transformer
 
 
+class LengthGroupedBatches:
+    """Random batches of similar-length sentences, so dynamic padding wastes little compute.
+
+    Each epoch: shuffle, cut into windows of ``window`` batches, sort each window by length,
+    split into batches and shuffle the batch order. Deterministic given the generator.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, generator, window: int = 50):
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.generator = generator
+        self.window = window
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        import torch
+
+        perm = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        span = self.batch_size * self.window
+        batches = []
+        for lo in range(0, len(perm), span):
+            chunk = sorted(perm[lo:lo + span], key=lambda i: self.lengths[i])
+            batches += [chunk[k:k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
+        for b in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[b]
+
+
 def build_transformer(cfg: TrainConfig, encoder_dir: Path):
     """The packaged encoder with a fresh 4-label head, wrapped in a LoRA adapter when ``cfg.lora``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -247,12 +276,13 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
     # "balanced" weights as in scikit-learn: n_samples / (n_classes * count).
     class_w = counts.sum() / (len(LABELS) * counts)
     gen = torch.Generator().manual_seed(cfg.seed)
+    collate = DataCollatorWithPadding(tokenizer)
     if cfg.balance == "sampling":
         sampler = WeightedRandomSampler(class_w[labels], num_samples=len(labels), generator=gen)
-        loader = DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, collate_fn=DataCollatorWithPadding(tokenizer))
+        loader = DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate)
     else:
-        loader = DataLoader(items, batch_size=cfg.batch_size, shuffle=True, generator=gen,
-                            collate_fn=DataCollatorWithPadding(tokenizer))
+        lengths = [len(x["input_ids"]) for x in items]
+        loader = DataLoader(items, batch_sampler=LengthGroupedBatches(lengths, cfg.batch_size, gen), collate_fn=collate)
     weight = torch.tensor(class_w, dtype=torch.float32, device=device) if cfg.balance == "loss" else None
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
 
