@@ -195,11 +195,13 @@ def _short(name: str) -> str:
     return Path(name).name or name
 
 
-def write_report(report: dict, out: Path, plots: bool = True) -> None:
+def write_report(report: dict, out: Path, plots: bool = True) -> dict:
+    """Write ``report.json``, the PNG plots and ``report.md`` to ``out``; return the plot paths."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     images = _plots(report, out) if plots else {}
     (out / "report.md").write_text(render_markdown(report, images))
+    return images
 
 
 def render_markdown(report: dict, images: dict | None = None) -> str:

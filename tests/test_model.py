@@ -153,3 +153,35 @@ def test_temperature_does_not_change_predictions(trained, train_data):
     trained.temperature = 3.0
     assert trained.predict(texts) == before
     assert isinstance(trained.backend, TransformerBackend)
+
+
+def test_training_is_deterministic_given_the_seed(tiny_model, train_data, _tiny_model_session):
+    import copy
+
+    import torch
+
+    runs = []
+    for _ in range(2):
+        model, tok = copy.deepcopy(_tiny_model_session[0]), _tiny_model_session[1]
+        texts = [t for t, _ in train_data]
+        labels = [LABELS.index(l) for _, l in train_data]
+        cfg = TrainConfig(epochs=3, batch_size=3, learning_rate=1e-2, warmup_ratio=0.0, patience=0, device="cpu", seed=7)
+        torch.manual_seed(cfg.seed)
+        fit_transformer(cfg, texts, labels, texts, labels, "cpu", model, tok, log=lambda *_: None)
+        runs.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_length_grouped_batches_cover_every_item_once():
+    import torch
+
+    from framing.training import LengthGroupedBatches
+
+    lengths = [int(x) for x in torch.randint(1, 60, (103,), generator=torch.Generator().manual_seed(0))]
+    sampler = LengthGroupedBatches(lengths, batch_size=8, generator=torch.Generator().manual_seed(1), window=4)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 13
+    assert sorted(i for b in batches for i in b) == list(range(103))
+    # within a window, batches hold similar lengths: the mean spread is far below random batching
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 20
