@@ -36,21 +36,35 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _label(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from framing.labelling import label_documents, print_table, read_documents, write_jsonl
+    from framing.batch import LabelStats, label_stream, print_table, run_label_job
+    from framing.io import expand_inputs, iter_documents
     from framing.model import Classifier
 
-    if args.output and Path(args.output).exists() and not args.force:
-        raise ValueError(f"{args.output} exists; pass --force to overwrite it")
-    clf = Classifier.load(args.model, device=args.device)
-    docs = read_documents(args.inputs, text_column=args.text_column, id_column=args.id_column)
-    records = label_documents(clf, docs, unit=args.unit)
+    if args.engine == "ray":
+        from framing.ray_engine import run_ray_job
+
+        if not args.output:
+            raise ValueError("--engine ray needs -o OUTPUT")
+        stats = run_ray_job(args.model, args.inputs, args.output, address=args.address, fmt=args.format,
+                            force=args.force, unit=args.unit, text_column=args.text_column, id_column=args.id_column,
+                            pattern=args.glob, input_format=args.input_format, quantize=args.quantize,
+                            batch_size=args.batch_size)
+        print(stats.summary(), file=sys.stderr)
+        return 0
+    clf = Classifier.load(args.model, device=args.device, batch_size=args.batch_size, quantize=args.quantize)
     if args.output:
-        n = write_jsonl(records, args.output)
-        print(f"labelled {n} sentences -> {args.output}", file=sys.stderr)
-    else:
-        print_table(records)
+        stats = run_label_job(clf, args.inputs, args.output, fmt=args.format, resume=args.resume, force=args.force,
+                              on_error=args.on_error, rejects=args.rejects, unit=args.unit,
+                              text_column=args.text_column, id_column=args.id_column, pattern=args.glob,
+                              input_format=args.input_format, window=args.window,
+                              progress=False if args.quiet else None)
+        print(stats.summary() + f"\noutput: {args.output}", file=sys.stderr)
+        return 0
+    stats = LabelStats()
+    docs = iter_documents(expand_inputs(args.inputs, args.glob), text_column=args.text_column,
+                          id_column=args.id_column, input_format_=args.input_format)
+    print_table(rec for _, recs, _ in label_stream(clf, docs, unit=args.unit, window=args.window, stats=stats)
+                for rec in recs)
     return 0
 
 
@@ -81,6 +95,14 @@ def _eval(args: argparse.Namespace) -> int:
             lo, hi = r["ci"]["macro_f1"]
             print(f"{dname:<14} {mname:<40} macro-F1 {r['macro_f1']:.3f} [{lo:.3f}, {hi:.3f}]  acc {r['accuracy']:.3f}")
     print(f"report: {args.output}/report.md")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from framing.report import build_report
+
+    out = build_report(args.labelled, args.output, by=args.by, top_k=args.top_k)
+    print(f"report: {out}")
     return 0
 
 
@@ -115,18 +137,35 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-o", "--output", required=True, metavar="DIR")
     tr.set_defaults(func=_train, argv=None)
 
-    lab = sub.add_parser("label", help="label sentences of .txt/.jsonl/.csv files",
-                         description="Split documents into sentences and label each; JSONL out with -o, "
-                         "otherwise a table on the terminal.")
-    lab.add_argument("inputs", nargs="+", metavar="INPUT")
-    lab.add_argument("-o", "--output", default=None, metavar="OUT", help="JSONL output file")
+    lab = sub.add_parser(
+        "label", help="label the sentences of documents (txt, csv/tsv, jsonl, parquet, stdin)",
+        description="Split documents into sentences and label each one. With -o, the output (JSONL, CSV or "
+        "Parquet) is committed in chunks: an interrupted run continues with --resume. Without -o, a table.")
+    lab.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (recursive) or - for stdin")
+    lab.add_argument("-o", "--output", default=None, metavar="OUT", help="output file (.jsonl, .csv or .parquet)")
+    lab.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None,
+                     help="output format (default: from the extension of OUT)")
     lab.add_argument("--model", default=None, help="model directory (default: the shipped model)")
     lab.add_argument("--text-column", default="text")
     lab.add_argument("--id-column", default="id")
     lab.add_argument("--unit", choices=("document", "sentence"), default="document",
-                     help="records of .jsonl/.csv are documents to split, or single sentences")
+                     help="records are documents to split into sentences, or single sentences")
+    lab.add_argument("--glob", default="**/*.txt", help="files to take from folders (default: **/*.txt)")
+    lab.add_argument("--input-format", choices=("txt", "csv", "tsv", "jsonl", "parquet"), default=None,
+                     help="input format when the extension does not say (stdin: jsonl by default)")
+    lab.add_argument("--resume", action="store_true", help="continue an interrupted run of the same command")
+    lab.add_argument("--force", action="store_true", help="overwrite an existing output")
+    lab.add_argument("--on-error", choices=("fail", "skip"), default="fail",
+                     help="bad input rows: stop (default) or skip them into the rejects file")
+    lab.add_argument("--rejects", default=None, help="rejects file (default: OUT.rejects.jsonl)")
     lab.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    lab.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    lab.add_argument("--quantize", action="store_true", help="int8 inference on CPU (faster)")
+    lab.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default: 64)")
+    lab.add_argument("--window", type=int, default=2048,
+                     help="sentences read, deduplicated and length-sorted together; one output commit each")
+    lab.add_argument("--quiet", action="store_true", help="no progress bar")
+    lab.add_argument("--engine", choices=("local", "ray"), default="local", help="run locally or on a Ray cluster")
+    lab.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
     lab.set_defaults(func=_label)
 
     ev = sub.add_parser("eval", help="evaluate and compare models",
@@ -143,6 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--domains", nargs="+", default=None, help="held-out domains for --cross-domain (default: all)")
     ev.set_defaults(func=_eval)
 
+    rp = sub.add_parser("report", help="an HTML overview of a labelled corpus",
+                        description="Label distribution overall, per document and per source/date column, with "
+                        "plots and the most confident examples per label, as one self-contained HTML file.")
+    rp.add_argument("labelled", metavar="LABELLED", help="output of framing label (.jsonl, .csv or .parquet)")
+    rp.add_argument("-o", "--output", required=True, metavar="HTML")
+    rp.add_argument("--by", nargs="+", default=None, metavar="COL",
+                    help="columns to break the labels down by (default: source/outlet/country/date-like columns)")
+    rp.add_argument("--top-k", type=int, default=5, help="examples per label (default: 5)")
+    rp.set_defaults(func=_report)
+
     ex = sub.add_parser("export", help="write a standalone Hugging Face model directory",
                         description="Merge adapter weights and write a directory that "
                         "transformers.pipeline('text-classification') loads with no framing code.")
@@ -156,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ModuleNotFoundError, ValueError) as e:
+    except (FileNotFoundError, FileExistsError, ModuleNotFoundError, ValueError) as e:
         print(f"framing: error: {e}", file=sys.stderr)
         return 1
 

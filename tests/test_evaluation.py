@@ -128,3 +128,17 @@ def test_unloadable_model_is_a_clear_error(tmp_path):
     data = _write(tmp_path / "d.jsonl", [{"text": "a", "label": "other"}])
     with pytest.raises(FileNotFoundError, match="does not exist"):
         evaluate([tmp_path / "nope"], [str(data)], None, log=lambda *_: None)
+
+
+def test_cross_domain_holds_the_domain_out(tmp_path):
+    from framing.training import TrainConfig
+    from framing.evaluation import cross_domain
+
+    cfg = TrainConfig(model="tfidf-lr", name="tfidf")
+    report = cross_domain(cfg, tmp_path, domains=["pollution"], log=lambda *_: None)
+    assert list(report["domains"]) == ["pollution"]
+    r = report["domains"]["pollution"]
+    assert r["n"] >= 200 and 0.25 < r["macro_f1"] <= 1
+    assert "| pollution |" in (tmp_path / "cross_domain.md").read_text()
+    with pytest.raises(ValueError, match="unknown domain"):
+        cross_domain(cfg, tmp_path, domains=["atlantis"], log=lambda *_: None)

@@ -5,7 +5,7 @@ import pytest
 
 from framing import LABELS, Classifier
 from framing.cli import main
-from framing.labelling import split_sentences
+from framing.segment import split_sentences
 from framing.model import TransformerBackend
 
 

@@ -63,11 +63,12 @@ def test_tfidf_baseline_trains_saves_and_reloads(tmp_path):
 
 @pytest.mark.slow
 def test_shipped_model_labels_the_seed_document():
-    from framing.labelling import label_documents
+    from framing.batch import label_stream
+    from framing.io import Document
 
     doc = (ROOT / "seeds" / "documents" / "001_eedc8a1d2973616a.txt").read_text()
     clf = Classifier.load()
-    rows = list(label_documents(clf, [("seed", doc)]))
+    rows = [r for _, recs, _ in label_stream(clf, [Document("seed", doc, "seed")]) for r in recs]
     assert len(rows) == 14
     gold = [json.loads(l)["label"] for l in (ROOT / "seeds" / "corpus" / "seed.jsonl").open()]
     assert sum(r["label"] == g for r, g in zip(rows, gold)) >= 10

@@ -1,0 +1,359 @@
+"""Batch labelling at corpus scale: streaming, deduplicated, resumable.
+
+:func:`label_stream` turns documents into labelled sentence records with bounded memory: it
+gathers documents into a window of about ``window`` sentences, labels the window's distinct
+sentences once (an LRU cache reuses the labels of exact duplicates across windows; the
+classifier sorts them by length so padding is small), and yields records in input order.
+
+:func:`run_label_job` drives a whole job: it reads inputs, commits each window of output as an
+atomically renamed part file in ``OUTPUT.partial/`` with a manifest, and joins the parts into
+the output at the end. After a crash or Ctrl-C, ``resume=True`` continues after the last
+committed part, so no record is lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections import Counter, OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from framing.io import (Document, InputError, expand_inputs, iter_documents, join_parts, output_format,
+                        total_bytes, write_part)
+from framing.labels import LABELS
+
+RECORD_FIELDS = ("doc_id", "sent_id", "start", "end", "text", "label", "confidence", "probs", "model")
+
+
+@dataclass
+class LabelStats:
+    """What a labelling run did; printed as the end-of-run summary."""
+
+    documents: int = 0
+    sentences: int = 0
+    labelled: int = 0
+    """Distinct sentences sent to the model (the rest reused a duplicate's label)."""
+    truncated: int = 0
+    rejects: int = 0
+    empty_documents: int = 0
+    labels: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        rate = self.sentences / self.seconds if self.seconds else 0.0
+        lines = [f"{self.sentences} sentences from {self.documents} documents in {self.seconds:.1f} s "
+                 f"({rate:.0f} sentences/s); {self.sentences - self.labelled} exact duplicates reused a label"]
+        lines.append("labels: " + ", ".join(
+            f"{lab} {self.labels[lab]} ({self.labels[lab] / max(self.sentences, 1):.1%})" for lab in LABELS))
+        lines.append(f"truncated to the model's length limit: {self.truncated}; rejected input rows: {self.rejects}; "
+                     f"empty documents: {self.empty_documents}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["labels"] = dict(self.labels)
+        return d
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get_(self, key):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return None
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+def _split(doc: Document, unit: str) -> list[tuple[int, int]]:
+    from framing.segment import split_sentences
+
+    if unit == "sentence":
+        text = doc.text
+        if not text.strip():
+            return []
+        lo = len(text) - len(text.lstrip())
+        return [(lo, len(text.rstrip()))]
+    return split_sentences(doc.text)
+
+
+def label_stream(clf, docs: Iterable[Document], *, unit: str = "document", window: int = 2048,
+                 cache_size: int = 100_000, stats: LabelStats | None = None) -> Iterator[tuple[Document, list[dict], bool]]:
+    """Label documents; yield ``(document, records, last_of_window)`` in input order.
+
+    The model runs once per window; ``last_of_window`` marks the last document of one. When it
+    is yielded, no document after it has been read from ``docs`` yet, which is what makes
+    window boundaries safe commit points.
+
+    Args:
+        clf: A :class:`framing.Classifier`.
+        docs: Documents, e.g. from :func:`framing.io.iter_documents`.
+        unit: ``document`` (split into sentences) or ``sentence`` (each text is one sentence).
+        window: Sentences gathered before the model runs; bounds memory and the sort window.
+        cache_size: Distinct sentences whose labels are remembered for duplicates.
+        stats: Updated in place when given.
+    """
+    if unit not in ("document", "sentence"):
+        raise ValueError(f"unit must be 'document' or 'sentence', got {unit!r}")
+    stats = stats if stats is not None else LabelStats()
+    cache = _LRU(cache_size)
+    pending: list[tuple[Document, list[tuple[int, int]]]] = []
+    n_pending = 0
+
+    def flush():
+        texts = {doc.text[s:e] for doc, spans in pending for s, e in spans}
+        todo = [t for t in texts if cache.get_(t) is None]
+        if todo:
+            before = getattr(clf.backend, "truncated", 0)
+            probs = clf.predict_proba(todo)
+            stats.truncated += getattr(clf.backend, "truncated", 0) - before
+            stats.labelled += len(todo)
+            for t, p in zip(todo, probs):
+                cache.put(t, p)
+        for n, (doc, spans) in enumerate(pending, 1):
+            records = []
+            for k, (s, e) in enumerate(spans):
+                text = doc.text[s:e]
+                p = cache.get_(text)
+                if p is None:  # evicted within this window (cache smaller than a window): label again
+                    p = clf.predict_proba([text])[0]
+                    stats.labelled += 1
+                i = int(p.argmax())
+                rec = {"doc_id": doc.doc_id, "sent_id": k, "start": s, "end": e, "text": text, "label": LABELS[i],
+                       "confidence": round(float(p[i]), 4),
+                       "probs": {lab: round(float(v), 4) for lab, v in zip(LABELS, p)}, "model": clf.name}
+                for key, v in doc.extra.items():
+                    rec[key if key not in rec else f"input_{key}"] = v
+                records.append(rec)
+                stats.labels[LABELS[i]] += 1
+            stats.sentences += len(spans)
+            stats.documents += 1
+            stats.empty_documents += not spans
+            yield doc, records, n == len(pending)
+
+    for doc in docs:
+        spans = _split(doc, unit)
+        pending.append((doc, spans))
+        n_pending += len(spans)
+        if n_pending >= window:
+            yield from flush()
+            pending, n_pending = [], 0
+    if pending:
+        yield from flush()
+
+
+# ------------------------------------------------------------------------------- the job
+
+
+def print_table(records: Iterable[dict], file=None, width: int = 88) -> int:
+    """A readable table for the terminal: label, confidence, sentence (shortened)."""
+    file = file or sys.stdout
+    n = 0
+    print(f"{'doc':<14} {'#':>3}  {'label':<13} {'conf':>5}  text", file=file)
+    for r in records:
+        text = r["text"].replace("\n", " ")
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        print(f"{str(r['doc_id'])[:14]:<14} {r['sent_id']:>3}  {r['label']:<13} {r['confidence']:>5.2f}  {text}", file=file)
+        n += 1
+    return n
+
+
+def _fingerprint(files: list[str]) -> list:
+    return [[f, os.path.getsize(f), int(os.path.getmtime(f))] if f != "-" else ["-", None, None] for f in files]
+
+
+def run_label_job(clf, inputs: list[str], output: str | Path, *, fmt: str | None = None, resume: bool = False,
+                  force: bool = False, on_error: str = "fail", rejects: str | Path | None = None,
+                  unit: str = "document", text_column: str = "text", id_column: str = "id",
+                  pattern: str = "**/*.txt", input_format: str | None = None, window: int = 2048,
+                  progress: bool | None = None, log=None) -> LabelStats:
+    """Label ``inputs`` into ``output`` with atomic chunk commits; see the module docstring.
+
+    Args:
+        clf: The classifier.
+        inputs: Files, folders (recursive, filtered by ``pattern``) or ``-`` for stdin.
+        output: A ``.jsonl``, ``.csv`` or ``.parquet`` path (or any path with ``fmt``).
+        fmt: Output format, overriding the extension.
+        resume: Continue an interrupted run of the same job.
+        force: Overwrite an existing output (and discard an interrupted run).
+        on_error: ``fail`` (stop at the first bad input row) or ``skip`` (write it to the rejects file).
+        rejects: Where skipped rows go (default ``OUTPUT.rejects.jsonl``).
+        progress: Show a progress bar; default: only when stderr is a terminal.
+
+    Returns:
+        The run's :class:`LabelStats` (also written to ``OUTPUT.partial/manifest.json`` while running).
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+    if resume and force:
+        raise ValueError("--resume and --force contradict each other: choose one")
+    output = Path(output)
+    fmt = output_format(str(output), fmt)
+    files = expand_inputs(inputs, pattern)
+    if "-" in files and resume:
+        raise ValueError("--resume cannot re-read stdin; label a file instead")
+    staging = Path(str(output) + ".partial")
+    rejects = Path(rejects) if rejects else Path(str(output) + ".rejects.jsonl")
+    job = {"inputs": _fingerprint(files), "format": fmt, "unit": unit, "text_column": text_column,
+           "id_column": id_column, "model": clf.name, "pattern": pattern}
+
+    if output.exists() and not force:
+        raise FileExistsError(f"{output} exists; pass --force to overwrite it")
+    manifest = {"job": job, "parts": [], "consumed": 0, "stats": LabelStats().to_dict()}
+    if staging.exists():
+        if force:
+            shutil.rmtree(staging)
+        elif not resume:
+            raise FileExistsError(f"{staging} holds an interrupted run; pass --resume to continue it or --force to start over")
+        else:
+            manifest = json.loads((staging / "manifest.json").read_text())
+            if manifest["job"] != job:
+                diff = sorted(k for k in job if manifest["job"].get(k) != job[k])
+                raise ValueError(f"--resume: {staging} was made by a different job (differs in {diff}); "
+                                 "use --force to start over")
+            known = {p["name"] for p in manifest["parts"]} | {p["rejects"] for p in manifest["parts"] if p["rejects"]}
+            for f in staging.iterdir():  # parts written after the last manifest update: not committed
+                if f.name != "manifest.json" and f.name not in known:
+                    f.unlink()
+            log(f"resuming: {manifest['consumed']} input records already committed in {len(manifest['parts'])} parts")
+    elif resume:
+        log(f"--resume: no interrupted run at {staging}; starting from the beginning")
+    staging.mkdir(parents=True, exist_ok=True)
+    if force and output.exists():
+        output.unlink()
+
+    saved = manifest["stats"]
+    stats = LabelStats(**{**saved, "labels": Counter(saved["labels"])})
+    start_seconds = stats.seconds
+    t0 = time.time()
+
+    # Events in input order: documents and rejected rows. Their count is the resume position.
+    def events():
+        errors: list[InputError] = []
+        handler = None if on_error == "fail" else errors.append
+        for doc in iter_documents(files, text_column=text_column, id_column=id_column, input_format_=input_format,
+                                  on_error=handler, root=inputs[0] if len(inputs) == 1 and Path(inputs[0]).is_dir() else None):
+            while errors:
+                yield errors.pop(0)
+            yield doc
+        while errors:
+            yield errors.pop(0)
+
+    skip = manifest["consumed"]
+    stream = events()
+    skipped_bytes = 0
+    for _ in range(skip):
+        ev = next(stream, None)
+        if ev is None:
+            break
+        skipped_bytes += getattr(ev, "nbytes", 0)
+
+    bar = None
+    show = sys.stderr.isatty() if progress is None else progress
+    if show:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_bytes(files), initial=skipped_bytes, unit="B", unit_scale=True, desc="label",
+                   file=sys.stderr, dynamic_ncols=True)
+
+    def committed(records: list[dict], rejected: list[InputError], consumed: int):
+        k = len(manifest["parts"]) + 1
+        name, rej_name = f"part-{k:06d}.{fmt}", (f"rejects-{k:06d}.jsonl" if rejected else None)
+        if records:
+            tmp = staging / f".{name}.tmp"
+            write_part(records, tmp, fmt)
+            _fsync(tmp)
+            os.replace(tmp, staging / name)
+        if rejected:
+            tmp = staging / f".{rej_name}.tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                for err in rejected:
+                    f.write(json.dumps({"where": err.where, "reason": err.reason, "raw": err.raw}, ensure_ascii=False) + "\n")
+            _fsync(tmp)
+            os.replace(tmp, staging / rej_name)
+        manifest["parts"].append({"name": name if records else None, "rejects": rej_name, "records": len(records)})
+        manifest["consumed"] = consumed
+        stats.seconds = start_seconds + time.time() - t0
+        manifest["stats"] = stats.to_dict()
+        tmp = staging / ".manifest.json.tmp"
+        tmp.write_text(json.dumps(manifest))
+        _fsync(tmp)
+        os.replace(tmp, staging / "manifest.json")  # the commit point of this chunk
+
+    consumed = skip
+    chunk: list[dict] = []
+    rejected: list[InputError] = []
+
+    def docs_only():
+        nonlocal consumed
+        for ev in stream:
+            if isinstance(ev, InputError):
+                rejected.append(ev)
+                stats.rejects += 1
+                consumed += 1
+                continue
+            consumed += 1
+            yield ev
+
+    try:
+        for doc, records, last_of_window in label_stream(clf, docs_only(), unit=unit, window=window, stats=stats):
+            chunk.extend(records)
+            if bar is not None:
+                bar.update(doc.nbytes)
+                rate = stats.sentences / max(start_seconds + time.time() - t0, 1e-9)
+                bar.set_postfix(sentences=stats.sentences, rate=f"{rate:.0f}/s", refresh=False)
+            if last_of_window:
+                # Nothing after this document has been read: `consumed` is exact.
+                committed(chunk, rejected, consumed)
+                chunk, rejected = [], []
+        if rejected or not manifest["parts"]:
+            committed(chunk, rejected, consumed)  # trailing rejected rows (or an empty input)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        log(f"interrupted: {manifest['consumed']} input records are committed in {staging}; "
+            "run the same command with --resume to continue")
+        raise
+    if bar is not None:
+        bar.close()
+
+    parts = [staging / p["name"] for p in manifest["parts"] if p["name"]]
+    tmp_out = output.with_name(f".{output.name}.tmp")
+    if parts:
+        join_parts(parts, tmp_out, fmt)
+    else:
+        write_part([], tmp_out, fmt) if fmt != "parquet" else _empty_parquet(tmp_out)
+    os.replace(tmp_out, output)
+    rej_parts = [staging / p["rejects"] for p in manifest["parts"] if p["rejects"]]
+    if rej_parts:
+        join_parts(rej_parts, rejects, "jsonl")
+        log(f"{stats.rejects} rejected input rows written to {rejects}")
+    stats.seconds = start_seconds + time.time() - t0
+    shutil.rmtree(staging)
+    return stats
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _empty_parquet(path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({k: pa.array([], pa.string()) for k in RECORD_FIELDS}), path)
