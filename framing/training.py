@@ -53,6 +53,8 @@ class TrainConfig:
     train_splits: list = field(default_factory=lambda: ["train"])
     real_dev: str = "../shared/data/real_dev.jsonl"
     """Extra labelled JSONL evaluated after training (relative to the repo root); skipped if absent."""
+    watch: list = field(default_factory=list)
+    """Labelled JSONL files whose macro-F1 is logged after every epoch (never used for model selection)."""
 
     # transformer
     lora: bool = True
@@ -250,7 +252,7 @@ def build_transformer(cfg: TrainConfig, encoder_dir: Path):
 
 
 def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, model=None, tokenizer=None,
-                    log=print) -> TransformerBackend:
+                    log=print, watch: dict | None = None) -> TransformerBackend:
     """Fine-tune with class balancing, dynamic padding and early stopping on dev macro-F1.
 
     ``model``/``tokenizer`` may be given (tests pass a tiny random model); otherwise the packaged
@@ -322,7 +324,10 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
         history.append({"epoch": epoch, "train_loss": float(np.mean(running)),
                         "dev_macro_f1": dev["macro_f1"] if dev else None, "dev_accuracy": dev["accuracy"] if dev else None})
         bar.set_postfix(epoch=epoch, loss=f"{np.mean(running):.3f}", dev_f1=f"{f1:.3f}")
-        log(f"epoch {epoch}: train loss {np.mean(running):.4f}" + (f", dev macro-F1 {f1:.4f}" if dev else ""))
+        watched = {name: classification_report(gold, probe.predict(wt))["macro_f1"] for name, (wt, gold) in (watch or {}).items()}
+        history[-1].update({f"{k}_macro_f1": v for k, v in watched.items()})
+        log(f"epoch {epoch}: train loss {np.mean(running):.4f}" + (f", dev macro-F1 {f1:.4f}" if dev else "")
+            + "".join(f", {k} macro-F1 {v:.4f} (watched only)" for k, v in watched.items()))
         # Keep the latest of equally good epochs (it has trained longer); only a strict gain
         # resets the patience counter.
         bad_epochs = 0 if f1 > best_f1 else bad_epochs + 1
@@ -392,7 +397,12 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
     elif cfg.model == "embedding-lr":
         backend = fit_embedding(cfg, texts, labels, device)
     else:
-        backend = fit_transformer(cfg, texts, labels, dev_texts, dev_labels, device, model, tokenizer, log)
+        watch = {}
+        for w in cfg.watch:
+            path = Path(w) if Path(w).is_absolute() else REPO_ROOT / w
+            rows = read_labelled(path)
+            watch[path.stem] = ([r["text"] for r in rows], [r["label"] for r in rows])
+        backend = fit_transformer(cfg, texts, labels, dev_texts, dev_labels, device, model, tokenizer, log, watch)
     clf = Classifier(backend, name=cfg.name, batch_size=cfg.eval_batch_size)
 
     # Temperature scaling on dev: one scalar, so predictions (and accuracy) do not change.

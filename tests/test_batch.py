@@ -214,3 +214,16 @@ def test_cli_summary(model_dir, tmp_path, capsys):
     assert main(["label", str(inp), "-o", str(tmp_path / "o.parquet"), "--model", str(model_dir), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "sentences/s" in err and "truncated" in err and "rejected input rows: 0" in err
+
+
+def test_label_then_report_from_the_cli(model_dir, tmp_path):
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"a{i}.txt").write_text(" ".join(SENTENCES[i:i + 3]))
+    out = tmp_path / "labels.parquet"
+    assert main(["label", str(folder), "-o", str(out), "--model", str(model_dir), "--quiet"]) == 0
+    html = tmp_path / "report.html"
+    assert main(["report", str(out), "-o", str(html)]) == 0
+    body = html.read_text()
+    assert "data:image/png;base64" in body and "a1" in body
