@@ -37,6 +37,8 @@ class EvalData:
     labels: list[str]
     domains: list[str | None]
     ids: list[str]
+    redact: bool = False
+    """Keep the texts out of reports (real_dev's sentences belong to their publishers)."""
 
 
 def load_eval_data(spec: str) -> EvalData:
@@ -61,7 +63,8 @@ def load_eval_data(spec: str) -> EvalData:
     if not rows:
         raise ValueError(f"data {spec!r} holds no items")
     return EvalData(name, [r["text"] for r in rows], [r["label"] for r in rows],
-                    [r.get("domain") for r in rows], [str(r.get("id", i)) for i, r in enumerate(rows)])
+                    [r.get("domain") for r in rows], [str(r.get("id", i)) for i, r in enumerate(rows)],
+                    redact=spec in ("real-dev", "real_dev"))
 
 
 def bootstrap_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
@@ -141,7 +144,7 @@ def evaluate_model(clf, data: EvalData, n_boot: int = 1000, seed: int = 0, max_e
     conf = probs.max(1)
     wrong = [i for i in range(len(preds)) if preds[i] != data.labels[i]]
     wrong.sort(key=lambda i: -conf[i])
-    rep["errors"] = [{"id": data.ids[i], "text": data.texts[i], "gold": data.labels[i], "pred": preds[i],
+    rep["errors"] = [{"id": data.ids[i], "text": None if data.redact else data.texts[i], "gold": data.labels[i], "pred": preds[i],
                       "confidence": round(float(conf[i]), 4), "domain": data.domains[i]} for i in wrong[:max_errors]]
     rep["n_errors"] = len(wrong)
     rep["_preds"] = preds
@@ -249,7 +252,8 @@ def render_markdown(report: dict, images: dict | None = None) -> str:
                 lines += ["", f"Most confident mistakes ({r['n_errors']} errors in all; top 10):", "",
                           "| id | gold | predicted | confidence | text |", "|---|---|---|---|---|"]
                 for e in r["errors"][:10]:
-                    text = e["text"].replace("|", "\\|").replace("\n", " ")
+                    text = ("(text withheld: see the id in the source file)" if e["text"] is None
+                            else e["text"].replace("|", "\\|").replace("\n", " "))
                     lines.append(f"| {e['id']} | {e['gold']} | {e['pred']} | {e['confidence']:.2f} | "
                                  f"{text[:110] + ('…' if len(text) > 110 else '')} |")
     return "\n".join(lines) + "\n"
