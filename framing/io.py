@@ -47,16 +47,21 @@ class Document:
     """Bytes of input this document consumed (for progress and ETA)."""
 
 
-def input_format(path: str, declared: str | None = None) -> str:
+def _format(path: str, declared: str | None, known: tuple[str, ...], flag: str) -> str:
+    """The format named by ``declared`` (the CLI flag) or, failing that, by the file extension."""
     if declared:
-        if declared not in INPUT_FORMATS:
-            raise ValueError(f"--input-format must be one of {list(INPUT_FORMATS)}, got {declared!r}")
+        if declared not in known:
+            raise ValueError(f"{flag} must be one of {list(known)}, got {declared!r}")
         return declared
     suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix in INPUT_FORMATS:
+    if suffix in known:
         return suffix
-    raise ValueError(f"{path}: cannot tell the input format from the extension {Path(path).suffix!r}; "
-                     f"expected one of {['.' + f for f in INPUT_FORMATS]} or set --input-format")
+    raise ValueError(f"{path}: cannot tell the format from the extension {Path(path).suffix!r}; "
+                     f"expected one of {['.' + f for f in known]} or set {flag}")
+
+
+def input_format(path: str, declared: str | None = None) -> str:
+    return _format(path, declared, INPUT_FORMATS, "--input-format")
 
 
 def expand_inputs(paths: list[str], pattern: str = "**/*.txt") -> list[str]:
@@ -266,15 +271,7 @@ def _iter_parquet(f, text_column, id_column, fail) -> Iterator[Document]:
 
 
 def output_format(path: str, declared: str | None = None) -> str:
-    if declared:
-        if declared not in OUTPUT_FORMATS:
-            raise ValueError(f"--format must be one of {list(OUTPUT_FORMATS)}, got {declared!r}")
-        return declared
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix in OUTPUT_FORMATS:
-        return suffix
-    raise ValueError(f"{path}: cannot tell the output format from {Path(path).suffix!r}; "
-                     f"use .jsonl, .csv or .parquet, or set --format")
+    return _format(path, declared, OUTPUT_FORMATS, "--format")
 
 
 def flat(record: dict) -> dict:
