@@ -203,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The CLI prints its own messages; transformers' load reports ("classifier.weight MISSING" for
+    # the head an adapter brings) and weight-loading bars only bury them.
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         return args.func(args)
     except (FileNotFoundError, FileExistsError, ModuleNotFoundError, ValueError) as e:
