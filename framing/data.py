@@ -159,21 +159,10 @@ def validate_record(obj) -> list[str]:
 
 
 def corpus_files(paths: Iterable[str | Path] | None = None) -> list[Path]:
-    """Expand files and folders (``*.jsonl`` inside, sorted) into a list of files."""
-    if not paths:
-        paths = [seeds_dir() / "corpus"]
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(p.rglob("*.jsonl"))
-            if not found:
-                raise FileNotFoundError(f"{p}: folder holds no *.jsonl files")
-            files.extend(found)
-        elif p.exists():
-            files.append(p)
-        else:
-            raise FileNotFoundError(f"{p}: no such file or folder")
-    return files
+    """Expand files and folders (``*.jsonl`` inside, recursively, sorted) into a list of files."""
+    from framing.io import expand_inputs
+
+    return [Path(f) for f in expand_inputs([str(p) for p in paths or [seeds_dir() / "corpus"]], "**/*.jsonl")]
 
 
 def read_splits(path: str | Path) -> dict:
