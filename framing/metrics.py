@@ -7,7 +7,6 @@ so a number means the same thing wherever it is printed.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from framing.labels import LABELS
 
@@ -36,6 +35,10 @@ def classification_report(y_true, y_pred) -> dict:
     """
     _check(y_true, y_pred)
     labels = list(LABELS)
+    # Imported here, not at module level: labelling needs only softmax, and scikit-learn
+    # (with SciPy) adds ~100 MB to every `framing label` process.
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     return {

@@ -1,5 +1,7 @@
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -83,6 +85,27 @@ def test_lora_adapter_round_trip(tiny_model, train_data, tmp_path):
     assert not (tmp_path / "lora" / "model.safetensors").exists()
     loaded = Classifier.load(tmp_path / "lora", device="cpu")
     np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-5)
+
+    # Loading merges the adapter without peft, so labelling processes never import it.
+    code = ("import sys; from framing import Classifier; "
+            f"Classifier.load({str(tmp_path / 'lora')!r}, device='cpu'); print('peft' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+    # Adapters framing cannot merge faithfully are refused by name, never half-applied.
+    cfg_path = tmp_path / "lora" / "adapter_config.json"
+    cfg_json = json.loads(cfg_path.read_text())
+    cfg_path.write_text(json.dumps({**cfg_json, "use_dora": True}))
+    with pytest.raises(ValueError, match="use_dora.*plain LoRA"):
+        Classifier.load(tmp_path / "lora", device="cpu")
+    cfg_path.write_text(json.dumps(cfg_json))
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(tmp_path / "lora" / "adapter_model.safetensors")
+    save_file({**tensors, "base_model.model.bert.pooler.extra": np.zeros(3, np.float32)},
+              tmp_path / "lora" / "adapter_model.safetensors")
+    with pytest.raises(ValueError, match="pooler.extra"):
+        Classifier.load(tmp_path / "lora", device="cpu")
 
 
 def test_export_runs_in_transformers_pipeline(trained, train_data, tmp_path):
