@@ -1,6 +1,7 @@
 """No sentence of ../shared/data/real_dev.jsonl may be copied into the repository."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -33,3 +34,29 @@ def test_no_real_dev_sentence_in_repo():
         body = normalize_text(f.read_text(encoding="utf-8", errors="replace"))
         leaks += [f"{f.relative_to(ROOT)}: {r[:60]}" for r in real if r in body]
     assert not leaks, "real_dev sentences copied into the repo:\n" + "\n".join(leaks)
+
+
+def _word_runs(text: str, n: int) -> set[str]:
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+@pytest.mark.skipif(not REAL_DEV.exists(), reason=f"{REAL_DEV} not found: nothing to compare against")
+def test_no_close_paraphrase_of_real_dev_in_repo():
+    """Written corpus sentences must not lean on real_dev wording: no run of 8 words in common.
+
+    Eight words is long enough that stock phrases ("the Uyghur Forced Labor Prevention Act") do not
+    trip it, and short enough to catch a sentence rewritten from a real_dev one.
+    """
+    runs = {}
+    for line in REAL_DEV.open(encoding="utf-8"):
+        if line.strip():
+            rec = json.loads(line)
+            runs.update({r: rec["id"] for r in _word_runs(rec["text"], 8)})
+    leaks = []
+    for f in repo_files():
+        if f.suffix not in TEXT_SUFFIXES or not f.is_file():
+            continue
+        for n, line in enumerate(f.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            leaks += [f"{f.relative_to(ROOT)}:{n}: {r!r} (real_dev {runs[r]})" for r in _word_runs(line, 8) & runs.keys()]
+    assert not leaks, "wording shared with real_dev:\n" + "\n".join(leaks)
