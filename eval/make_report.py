@@ -2,7 +2,8 @@
 
     .venv/bin/python eval/make_report.py            # ~10 minutes on 2 CPU cores
 
-Trains the two baselines into runs/ when they are missing (seconds to a minute each), evaluates
+Trains the two baselines into runs/ when they are missing or were trained on other data than the
+corpus now in seeds/ (seconds to a minute each), evaluates
 the three models on the corpus test split, the held-out domains and ../shared/data/real_dev.jsonl,
 runs leave-one-domain-out for the TF-IDF baseline, and writes eval/REPORT.md with its plots in
 eval/report/.
@@ -11,14 +12,24 @@ eval/report/.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
 from framing.evaluation import REAL_DEV, cross_domain, evaluate, render_markdown, write_report
-from framing.training import TrainConfig, train
+from framing.training import TrainConfig, data_hash, train
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = ".venv/bin/python eval/make_report.py"
+
+
+def _stale(model_dir: Path) -> bool:
+    """True when ``model_dir`` holds no model or one trained on other data than seeds/ holds now."""
+    prov = model_dir / "provenance.json"
+    if not (model_dir / "framing.json").exists() or not prov.exists():
+        return True
+    return json.loads(prov.read_text()).get("data_sha256") != data_hash(ROOT / "seeds" / "corpus",
+                                                                       ROOT / "seeds" / "splits.json")
 
 
 def main(argv=None) -> int:
@@ -31,7 +42,7 @@ def main(argv=None) -> int:
     models = [ROOT / "models" / "default"]
     for name in ("tfidf_lr", "embedding_lr"):
         out = ROOT / "runs" / name
-        if args.retrain or not (out / "framing.json").exists():
+        if args.retrain or _stale(out):
             train(TrainConfig.from_toml(ROOT / "training" / "configs" / f"{name}.toml"), out,
                   argv=["framing", "train", "--config", f"training/configs/{name}.toml", "-o", f"runs/{name}"])
         models.append(out)

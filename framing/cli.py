@@ -51,7 +51,8 @@ def _label(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size)
         print(stats.summary(), file=sys.stderr)
         return 0
-    clf = Classifier.load(args.model, device=args.device, batch_size=args.batch_size, quantize=args.quantize)
+    clf = Classifier.load(args.model, device=args.device, batch_size=args.batch_size,
+                          max_batch_tokens=args.batch_tokens, quantize=args.quantize)
     if args.output:
         stats = run_label_job(clf, args.inputs, args.output, fmt=args.format, resume=args.resume, force=args.force,
                               on_error=args.on_error, rejects=args.rejects, unit=args.unit,
@@ -160,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--rejects", default=None, help="rejects file (default: OUT.rejects.jsonl)")
     lab.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     lab.add_argument("--quantize", action="store_true", help="int8 inference on CPU (faster)")
-    lab.add_argument("--batch-size", type=int, default=64, help="sentences per forward pass (default: 64)")
+    lab.add_argument("--batch-size", type=int, default=64, help="at most this many sentences per forward pass (default: 64)")
+    lab.add_argument("--batch-tokens", type=int, default=None,
+                     help="at most this many tokens, padding included, per forward pass (default: 1024 on CPU, "
+                          "8192 on CUDA); lower it to use less memory")
     lab.add_argument("--window", type=int, default=2048,
                      help="sentences read, deduplicated and length-sorted together; one output commit each")
     lab.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -154,8 +154,21 @@ class TransformerBackend:
             from framing.encoder import resolve_encoder
 
             base_dir = resolve_encoder(meta.get("encoder"))
-            model = AutoModelForSequenceClassification.from_pretrained(
-                base_dir, num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID, use_safetensors=True)
+            from transformers.utils import logging as hf_logging
+
+            # The encoder has no classification head yet (the adapter brings it), so transformers'
+            # "classifier.weight MISSING ... consider training" report is expected: keep it (and the
+            # weight-loading bar) quiet.
+            verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+            hf_logging.set_verbosity_error()
+            hf_logging.disable_progress_bar()
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    base_dir, num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID, use_safetensors=True)
+            finally:
+                hf_logging.set_verbosity(verbosity)
+                if bars:
+                    hf_logging.enable_progress_bar()
             # Folding the low-rank update into the base weights makes inference as fast as a plain
             # model, and doing it here rather than through peft keeps peft (~140 MB) out of every
             # labelling process; training still uses peft.
@@ -185,24 +198,41 @@ class TransformerBackend:
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         return cls(model, tokenizer, int(meta.get("max_length", 128)), encoder)
 
-    def logits(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def logits(self, texts: list[str], batch_size: int, max_batch_tokens: int | None = None) -> np.ndarray:
+        """Logits in input order; batches of at most ``batch_size`` sentences and ``max_batch_tokens`` tokens.
+
+        The token bound counts padding (sentences x longest in the batch) and defaults to 1,024 on
+        CPU and 8,192 on CUDA. Bounding tokens rather than sentences keeps every activation tensor
+        small: long sentences no longer make multi-megabyte temporaries whose varying sizes
+        fragment the allocator's heap (with `--quantize` on 20,000 sentences, peak RSS fell from
+        ~0.95 GB to ~0.65 GB), and short sentences travel in larger, faster batches.
+        """
         import torch
 
         device = next(self.model.parameters()).device
+        if max_batch_tokens is None:
+            max_batch_tokens = 8192 if device.type == "cuda" else 1024
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+        ids = self.token_ids(texts)
         # Sorting by length keeps padding small inside each batch; results go back in input order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        batches, cur = [], []
+        for i in order:  # ascending length: the newest sentence is the longest of the batch
+            if cur and (len(cur) >= batch_size or (len(cur) + 1) * len(ids[i]) > max_batch_tokens):
+                batches.append(cur)
+                cur = []
+            cur.append(i)
+        if cur:
+            batches.append(cur)
         self.model.eval()
         with torch.inference_mode():
-            for lo in range(0, len(order), batch_size):
-                idx = order[lo:lo + batch_size]
-                enc = self.encode([texts[i] for i in idx]).to(device)
-                logits = self.model(**enc).logits.float().cpu().numpy()
-                out[idx] = logits
+            for idx in batches:
+                enc = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt")
+                out[idx] = self.model(**enc.to(device)).logits.float().cpu().numpy()
         return out
 
-    def encode(self, texts: list[str]):
-        """Tokenise and pad a batch, cutting sentences over ``max_length`` tokens (counted in ``truncated``)."""
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Token ids per sentence, cutting sentences over ``max_length`` tokens (counted in ``truncated``)."""
         enc = self.tokenizer(texts, truncation=False, return_attention_mask=False, return_token_type_ids=False,
                              verbose=False)
         ids = enc["input_ids"]
@@ -213,7 +243,11 @@ class TransformerBackend:
             if len(seq) > limit:
                 self.truncated += 1
                 ids[k] = seq[: limit - 1] + ([sep] if sep is not None else seq[-1:])
-        return self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        return ids
+
+    def encode(self, texts: list[str]):
+        """Tokenise and pad a batch, cutting sentences over ``max_length`` tokens (counted in ``truncated``)."""
+        return self.tokenizer.pad({"input_ids": self.token_ids(texts)}, padding=True, return_tensors="pt")
 
     def save(self, path: Path) -> dict:
         from safetensors.torch import save_file
@@ -258,7 +292,7 @@ class TfidfBackend:
         vec.idf_ = w["idf"]
         return cls(vec, w["coef"], w["intercept"])
 
-    def logits(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def logits(self, texts: list[str], batch_size: int, max_batch_tokens: int | None = None) -> np.ndarray:
         X = self.vectorizer.transform(texts)
         return np.asarray(X @ self.coef.T + self.intercept, dtype=np.float32)
 
@@ -318,7 +352,7 @@ class EmbeddingBackend:
                 out[idx] = torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()
         return out
 
-    def logits(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def logits(self, texts: list[str], batch_size: int, max_batch_tokens: int | None = None) -> np.ndarray:
         return (self.embed(texts, batch_size) @ self.coef.T + self.intercept).astype(np.float32)
 
     def save(self, path: Path) -> dict:
@@ -348,20 +382,28 @@ class Classifier:
         backend: What turns texts into logits (see :data:`BACKENDS`).
         temperature: Divides the logits before the softmax; fitted on dev data to calibrate.
         name: A name for the model, written into every labelled record.
-        batch_size: Sentences per forward pass.
+        batch_size: At most this many sentences per forward pass.
+        max_batch_tokens: At most this many tokens, padding included, per forward pass of a
+            transformer (default: 1,024 on CPU, 8,192 on CUDA); bounds memory on long sentences.
     """
 
     labels = LABELS
 
-    def __init__(self, backend, temperature: float = 1.0, name: str = "framing-model", batch_size: int = 32):
+    def __init__(self, backend, temperature: float = 1.0, name: str = "framing-model", batch_size: int = 64,
+                 max_batch_tokens: int | None = None):
         self.backend = backend
         self.temperature = temperature
         self.name = name
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if max_batch_tokens is not None and not (isinstance(max_batch_tokens, int) and max_batch_tokens >= 1):
+            raise ValueError(f"max_batch_tokens must be a positive integer or None, got {max_batch_tokens!r}")
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, device: str = "auto", batch_size: int = 32,
-             quantize: bool = False) -> "Classifier":
+    def load(cls, path: str | Path | None = None, *, device: str = "auto", batch_size: int = 64,
+             max_batch_tokens: int | None = None, quantize: bool = False) -> "Classifier":
         """Load a model directory; ``None`` loads the shipped default model (``models/default``).
 
         A plain Hugging Face directory (``config.json`` + ``model.safetensors`` + tokenizer, such
@@ -370,7 +412,9 @@ class Classifier:
         Args:
             path: The model directory.
             device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``. On CUDA the model runs in fp16.
-            batch_size: Sentences per forward pass.
+            batch_size: At most this many sentences per forward pass.
+            max_batch_tokens: At most this many tokens (padding included) per forward pass;
+                default 1,024 on CPU, 8,192 on CUDA.
             quantize: On CPU, int8 dynamic quantisation of the transformer's Linear layers
                 (faster; see the model card for its effect on accuracy).
 
@@ -398,7 +442,8 @@ class Classifier:
         temperature = float(meta.get("temperature", 1.0))
         if not temperature > 0:
             raise ValueError(f"{path / CONFIG_NAME}: temperature must be > 0, got {temperature!r}")
-        return cls(backend, temperature=temperature, name=meta.get("name", path.name), batch_size=batch_size)
+        return cls(backend, temperature=temperature, name=meta.get("name", path.name), batch_size=batch_size,
+                   max_batch_tokens=max_batch_tokens)
 
     def save(self, path: str | Path, **extra) -> Path:
         """Write the model to ``path`` (created if needed): ``framing.json`` and the weights."""
@@ -419,7 +464,7 @@ class Classifier:
         texts = self._as_list(texts)
         if not texts:
             return np.zeros((0, len(LABELS)), dtype=np.float32)
-        return self.backend.logits(texts, self.batch_size)
+        return self.backend.logits(texts, self.batch_size, self.max_batch_tokens)
 
     def predict_proba(self, texts: str | Sequence[str]) -> np.ndarray:
         """Probabilities, shape (n, 4), columns in :data:`LABELS` order; a single string gives shape (4,)."""

@@ -55,6 +55,31 @@ def test_batched_equals_one_by_one(trained, train_data):
     np.testing.assert_allclose(batched, single, atol=1e-5)
 
 
+def test_batches_respect_the_token_bound(trained, train_data):
+    texts = [t for t, _ in train_data] + ["word " * 40, "short", "A longer sentence " * 6]
+    expected = np.stack([trained.predict_proba(t) for t in texts])
+    seen = []
+    model = trained.backend.model
+    hook = model.register_forward_pre_hook(lambda mod, args, kwargs: seen.append(tuple(kwargs["input_ids"].shape)),
+                                           with_kwargs=True)
+    try:
+        trained.batch_size, trained.max_batch_tokens = 64, 80
+        np.testing.assert_allclose(trained.predict_proba(texts), expected, atol=1e-5)
+    finally:
+        hook.remove()
+    assert sum(b for b, _ in seen) == len(texts)
+    # every batch fits the bound, except a single sentence longer than the bound on its own
+    assert all(b * n <= 80 or b == 1 for b, n in seen), seen
+    assert max(b for b, _ in seen) > 3, seen  # short sentences share a batch: the bound, not batch_size=3, decides
+
+
+@pytest.mark.parametrize("kwargs, message", [({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+                                             ({"max_batch_tokens": -5}, "max_batch_tokens must be a positive")])
+def test_bad_batch_parameters(trained, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Classifier(trained.backend, **kwargs)
+
+
 def test_save_load_gives_identical_probabilities(trained, train_data, tmp_path):
     trained.temperature = 1.7
     trained.save(tmp_path / "m")
