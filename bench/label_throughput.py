@@ -36,19 +36,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LEADS = ["", "Separately, ", "Meanwhile, ", "On Monday, ", "In a statement, ", "Earlier, ", "According to officials, "]
 
-RSS_WRAPPER = """
-import resource, runpy, sys
+# Peak RSS is read from /proc/self/status (VmHWM), not getrusage: on Linux a child's ru_maxrss
+# starts from its parent's at fork and survives exec, so a child forked by a bench process that has
+# already loaded models would report the parent's peak (1.1 GB here) instead of its own.
+PEAK_RSS = """
+def peak_rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+RSS_WRAPPER = PEAK_RSS + """
+import runpy, sys
 sys.argv = sys.argv[1:]
 try:
     runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 except SystemExit:
     pass
 finally:
-    print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    print("PEAK_RSS_KB", peak_rss_kb(), file=sys.stderr)
 """
 
-PIPELINE_SCRIPT = """
-import json, resource, sys, time
+PIPELINE_SCRIPT = PEAK_RSS + """
+import json, sys, time
 from transformers import pipeline
 model_dir, path = sys.argv[1], sys.argv[2]
 texts = [json.loads(l)["text"] for l in open(path)]
@@ -56,7 +68,7 @@ t0 = time.time()
 pipe = pipeline("text-classification", model=model_dir, batch_size=32, device=-1)
 out = [r["label"] for r in pipe(texts, truncation=True)]
 dt = time.time() - t0
-print(json.dumps({"seconds": dt, "n": len(out), "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"seconds": dt, "n": len(out), "peak_rss_kb": peak_rss_kb()}))
 """
 
 
