@@ -249,19 +249,6 @@ def regex_old(text: str) -> list[tuple[int, int]]:
     return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
-def spans_from_starts(text: str, starts: list[int]) -> list[tuple[int, int]]:
-    """Spans running from each start to the next, stripped; text before the first start joins it."""
-    cuts = sorted({min(max(s, 0), len(text)) for s in starts} | {0}) + [len(text)]
-    out = []
-    for s, e in zip(cuts, cuts[1:]):
-        piece = text[s:e]
-        left = len(piece) - len(piece.lstrip())
-        right = len(piece.rstrip())
-        if right > left:
-            out.append((s + left, s + right))
-    return out
-
-
 def pysbd_starts():
     import pysbd
 
@@ -284,6 +271,8 @@ def blingfire_starts():
 def raw(make_starts):
     """A library as shipped, on the whole text, its native offsets."""
     def make():
+        from framing.segment import spans_from_starts
+
         starts = make_starts()
         return lambda text: spans_from_starts(text, starts(text))
     return make

@@ -112,7 +112,7 @@ def segment(text: str, core: Core) -> list[tuple[int, int]]:
     for lo, hi in _blocks(text):
         block = text[lo:hi]
         starts = [*core(block), *_forced_breaks(block)]
-        spans.extend((lo + s, lo + e) for s, e in _join_false_breaks(block, _spans_from_starts(block, starts)))
+        spans.extend((lo + s, lo + e) for s, e in _join_false_breaks(block, spans_from_starts(block, starts)))
     return spans
 
 
@@ -141,7 +141,7 @@ def _blocks(text: str):
                 yield start, start + len(stripped)
 
 
-def _spans_from_starts(block: str, starts: list[int]) -> list[tuple[int, int]]:
+def spans_from_starts(block: str, starts: list[int]) -> list[tuple[int, int]]:
     """Stripped spans from each start to the next; text before the first start joins it."""
     cuts = sorted({min(max(s, 0), len(block)) for s in starts} | {0})
     cuts.append(len(block))
