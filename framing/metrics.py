@@ -54,6 +54,23 @@ def classification_report(y_true, y_pred) -> dict:
     }
 
 
+def flat_metrics(y_true, y_pred) -> dict:
+    """One flat dict of figures: ``macro_f1`` (primary), ``accuracy``, ``f1_<label>``, ``precision_<label>``, ``recall_<label>``.
+
+    The single evaluator behind early stopping, ``metrics.json`` and ``framing eval``.
+    """
+    return flatten_report(classification_report(y_true, y_pred))
+
+
+def flatten_report(rep: dict) -> dict:
+    """The flat form of a :func:`classification_report` result."""
+    out = {"macro_f1": rep["macro_f1"], "accuracy": rep["accuracy"], "n": rep["n"]}
+    for lab, m in rep["per_label"].items():
+        for key in ("f1", "precision", "recall"):
+            out[f"{key}_{lab}"] = m[key]
+    return out
+
+
 def format_report(report: dict, title: str = "") -> str:
     """A short readable table of :func:`classification_report` output."""
     lines = [title] if title else []

@@ -27,12 +27,14 @@ from framing.metrics import softmax
 
 CONFIG_NAME = "framing.json"
 FORMAT_VERSION = 1
-KINDS = ("transformer", "tfidf-lr", "embedding-lr")
+KINDS = ("pooled", "transformer", "tfidf-lr", "embedding-lr")
 
 
 def default_model_path() -> Path:
-    """The shipped default model: ``models/default`` beside the package."""
-    return Path(__file__).resolve().parent.parent / "models" / "default"
+    """The shipped default model (``accurate``), resolved inside the installed package."""
+    from framing.paths import resolve_model
+
+    return resolve_model(None)
 
 
 def _read_json(path: Path) -> dict:
@@ -366,6 +368,14 @@ class EmbeddingBackend:
 BACKENDS = {b.kind: b for b in (TransformerBackend, TfidfBackend, EmbeddingBackend)}
 
 
+def _backend_class(kind: str):
+    if kind == "pooled":  # framing.pooled imports this module
+        from framing.pooled import PooledBackend
+
+        return PooledBackend
+    return BACKENDS.get(kind)
+
+
 class Classifier:
     """Label sentences as allegation / denial / justification / other.
 
@@ -404,7 +414,7 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path | None = None, *, device: str = "auto", batch_size: int = 64,
              max_batch_tokens: int | None = None, quantize: bool = False) -> "Classifier":
-        """Load a model directory; ``None`` loads the shipped default model (``models/default``).
+        """Load a shipped model by name (``"accurate"``, ``"fast"``) or a model directory; ``None`` loads ``accurate``.
 
         A plain Hugging Face directory (``config.json`` + ``model.safetensors`` + tokenizer, such
         as ``framing export`` writes) loads too.
@@ -422,9 +432,9 @@ class Classifier:
             FileNotFoundError: the directory or a weights file is missing.
             ValueError: a file is corrupt, or the model's labels differ from :data:`LABELS`.
         """
-        path = Path(path) if path is not None else default_model_path()
-        if not path.is_dir():
-            raise FileNotFoundError(f"model directory {path} does not exist")
+        from framing.paths import resolve_model
+
+        path = resolve_model(path)
         device = _resolve_device(device)
         if (path / CONFIG_NAME).exists():
             meta = _read_json(path / CONFIG_NAME)
@@ -435,10 +445,10 @@ class Classifier:
                 f"{path} is not a framing model: expected {CONFIG_NAME} (or a Hugging Face config.json "
                 f"with model.safetensors); found {sorted(p.name for p in path.iterdir())}")
         kind = meta.get("kind")
-        if kind not in BACKENDS:
-            raise ValueError(f"{path / CONFIG_NAME}: unknown model kind {kind!r}; expected one of {list(BACKENDS)}")
+        if _backend_class(kind) is None:
+            raise ValueError(f"{path / CONFIG_NAME}: unknown model kind {kind!r}; expected one of {list(KINDS)}")
         check_labels(meta.get("labels", []), source=str(path / CONFIG_NAME))
-        backend = BACKENDS[kind].load(path, meta, device, quantize=quantize)
+        backend = _backend_class(kind).load(path, meta, device, quantize=quantize)
         temperature = float(meta.get("temperature", 1.0))
         if not temperature > 0:
             raise ValueError(f"{path / CONFIG_NAME}: temperature must be > 0, got {temperature!r}")

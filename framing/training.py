@@ -1,4 +1,4 @@
-"""Train a classifier from the corpus: ``framing train --config training/configs/default.toml -o DIR``.
+"""Train a classifier from the corpus: ``framing train --config training/configs/accurate.toml -o DIR``.
 
 One typed config (:class:`TrainConfig`) chooses the model kind:
 
@@ -40,12 +40,15 @@ class TrainConfig:
     """Everything that decides a trained model. Validated once, in ``__post_init__``."""
 
     model: str = "transformer"
-    """``transformer`` (fine-tune the encoder), ``tfidf-lr`` or ``embedding-lr`` (baselines)."""
+    """``pooled`` (a registered encoder + LoRA on its top layers + mean pooling + head; the shipped
+    models), ``transformer`` (the earlier MiniLM sequence-classification recipe), ``tfidf-lr`` or
+    ``embedding-lr`` (baselines)."""
     name: str = "framing-minilm-lora"
     """Model name written into the artifact and into every labelled record."""
     seed: int = 13
     encoder: str = ""
-    """Empty: the packaged all-MiniLM-L6-v2. Otherwise a folder with config, tokenizer, safetensors."""
+    """A registered encoder (``all-mpnet-base-v2``, ``all-MiniLM-L6-v2``; see framing.encoder) or a
+    folder with config, tokenizer and safetensors. Empty: all-MiniLM-L6-v2."""
     corpus: str = ""
     """Folder of corpus JSONL (empty: ``seeds/corpus``)."""
     splits: str = ""
@@ -75,6 +78,20 @@ class TrainConfig:
     device: str = "auto"
     eval_batch_size: int = 64
 
+    # pooled
+    trainable_layers: int = 0
+    """Train LoRA on the top N encoder layers only; the outputs of the frozen layers below are
+    computed once and cached (0: adapt every layer, no cache)."""
+    loss: str = "balanced-ce"
+    """A loss registered in framing.losses: ``balanced-ce``, ``ce``, ``label-smoothing``, ``distill``."""
+    label_smoothing: float = 0.1
+    teacher: str = ""
+    """For ``loss = "distill"``: the teacher model (a shipped name such as ``accurate`` or a folder)."""
+    distill_temperature: float = 2.0
+    distill_alpha: float = 0.7
+    dropout: float = 0.1
+    """Dropout before the classification head."""
+
     # baselines
     C: float = 4.0
     """Inverse regularisation strength of the logistic regression."""
@@ -85,8 +102,20 @@ class TrainConfig:
         def fail(key, expected):
             raise ValueError(f"config key {key!r} must be {expected}, got {getattr(self, key)!r}")
 
-        if self.model not in ("transformer", "tfidf-lr", "embedding-lr"):
-            fail("model", "one of 'transformer', 'tfidf-lr', 'embedding-lr'")
+        if self.model not in ("pooled", "transformer", "tfidf-lr", "embedding-lr"):
+            fail("model", "one of 'pooled', 'transformer', 'tfidf-lr', 'embedding-lr'")
+        from framing.losses import LOSSES
+
+        if self.loss not in LOSSES:
+            fail("loss", f"one of {sorted(LOSSES)}")
+        if self.loss == "distill" and not self.teacher:
+            fail("teacher", "a model name or folder when loss = 'distill'")
+        if not isinstance(self.trainable_layers, int) or isinstance(self.trainable_layers, bool) or self.trainable_layers < 0:
+            fail("trainable_layers", "an integer >= 0")
+        if not isinstance(self.distill_alpha, (int, float)) or not 0 <= self.distill_alpha <= 1:
+            fail("distill_alpha", "a number in [0, 1]")
+        if not isinstance(self.distill_temperature, (int, float)) or self.distill_temperature <= 0:
+            fail("distill_temperature", "a positive number")
         if self.balance not in ("loss", "sampling", "none"):
             fail("balance", "one of 'loss', 'sampling', 'none'")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -99,7 +128,7 @@ class TrainConfig:
         for key in ("learning_rate", "C"):
             if not isinstance(getattr(self, key), (int, float)) or getattr(self, key) <= 0:
                 fail(key, "a positive number")
-        for key in ("weight_decay", "warmup_ratio", "lora_dropout"):
+        for key in ("weight_decay", "warmup_ratio", "lora_dropout", "label_smoothing", "dropout"):
             if not isinstance(getattr(self, key), (int, float)) or not 0 <= getattr(self, key) < 1:
                 fail(key, "a number in [0, 1)")
         if not self.train_splits or not all(s in ("train", "dev", "test", "cross_domain") for s in self.train_splits):
@@ -350,6 +379,184 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
     return backend
 
 
+def teacher_logits(ref: str, texts: list[str], device: str, log=print) -> np.ndarray:
+    """Raw logits of the teacher model on ``texts``, from the cache when its trainer left them there."""
+    from framing.paths import model_content_hash, resolve_model
+
+    path = resolve_model(ref)
+    cache = _logits_cache_file(model_content_hash(path), texts)
+    if cache.is_file():
+        arr = np.load(cache, allow_pickle=False)
+        if arr.shape == (len(texts), len(LABELS)):
+            log(f"teacher {path}: logits for {len(texts)} sentences from {cache}")
+            return arr
+    log(f"teacher {path}: computing logits for {len(texts)} sentences")
+    arr = Classifier.load(path, device=device).logits(texts)
+    _save_logits_cache(cache, arr)
+    return arr
+
+
+def _logits_cache_file(model_hash: str, texts: list[str]) -> Path:
+    from framing.encoder import cache_dir
+
+    h = hashlib.sha256(model_hash.encode())
+    for t in texts:
+        h.update(t.encode() + b"\0")
+    return cache_dir() / "logits" / f"{h.hexdigest()[:32]}.npy"
+
+
+def _save_logits_cache(path: Path, arr: np.ndarray) -> None:
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, arr.astype(np.float32), allow_pickle=False)
+    os.replace(tmp, path)
+
+
+def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, encoder=None, tokenizer=None,
+               log=print, watch: dict | None = None, teacher: np.ndarray | None = None):
+    """LoRA on the top ``cfg.trainable_layers`` layers of a registered encoder, pooled, with a linear head.
+
+    The frozen lower layers run once over train and dev and their outputs are cached (fp16 on CPU);
+    every epoch then runs only the adapted layers. Early stopping and the best epoch follow dev
+    macro-F1 from :func:`framing.metrics.flat_metrics`. ``encoder``/``tokenizer`` may be given
+    (tests pass a tiny random model).
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
+
+    from framing.encoder import get_encoder, weights_sha256
+    from framing.losses import LossContext, get_loss
+    from framing.metrics import flat_metrics
+    from framing.pooled import PooledBackend, PooledClassifier, add_lora, build_pooled, logits_from_cache, pad_hidden
+
+    if encoder is None:
+        spec = get_encoder(cfg.encoder or "all-MiniLM-L6-v2")
+        folder = spec.materialise()
+        model = build_pooled(AutoModel, folder, {"dropout": cfg.dropout, "pooling": spec.pooling})
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        enc_meta = {"encoder": spec.name, "encoder_sha256": weights_sha256(folder), "pooling": spec.pooling}
+        targets = list(cfg.lora_targets) if cfg.lora_targets != TrainConfig().lora_targets else list(spec.lora_targets)
+    else:
+        model = PooledClassifier(encoder, dropout=cfg.dropout)
+        enc_meta = {"encoder": cfg.encoder or "test-encoder", "encoder_sha256": "", "pooling": "mean"}
+        targets = list(cfg.lora_targets)
+    n_layers = model.num_layers
+    k = cfg.trainable_layers or n_layers
+    if k > n_layers:
+        raise ValueError(f"config key 'trainable_layers' is {k}, but the encoder has {n_layers} layers")
+    start = n_layers - k
+    for p in model.parameters():
+        p.requires_grad_(False)
+    add_lora(model.encoder, targets, range(start, n_layers), cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+    for name, p in model.named_parameters():
+        p.requires_grad_(".lora_" in name or name.startswith("head."))
+    model.to(device)
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(np.float64)
+    if (counts == 0).any():
+        raise ValueError(f"training data has no examples of {[LABELS[i] for i in np.flatnonzero(counts == 0)]}")
+    class_w = torch.tensor(counts.sum() / (len(LABELS) * counts), dtype=torch.float32, device=device)
+    ctx = LossContext(class_weights=class_w if cfg.balance == "loss" else None, label_smoothing=cfg.label_smoothing,
+                      temperature=cfg.distill_temperature, alpha=cfg.distill_alpha)
+    loss_fn = get_loss(cfg.loss)
+    use_amp = device == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+
+    def ids_of(xs):
+        return tokenizer(xs, truncation=True, max_length=cfg.max_length, return_attention_mask=False,
+                         return_token_type_ids=False)["input_ids"]
+
+    def cache_of(xs, desc):
+        """Hidden states entering layer ``start`` for each sentence, unpadded, fp16 on CPU."""
+        ids = ids_of(xs)
+        out = [None] * len(ids)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        model.eval()
+        bar = tqdm(total=len(ids), desc=desc, unit="sent", file=sys.stderr, dynamic_ncols=True, disable=None)
+        with torch.inference_mode(), torch.autocast(device_type=device, dtype=amp_dtype, enabled=use_amp):
+            for lo in range(0, len(order), 32):
+                idx = order[lo:lo + 32]
+                batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(device)
+                h = model.lower(batch["input_ids"], batch["attention_mask"], start).float()
+                for j, i in enumerate(idx):
+                    out[i] = h[j, : len(ids[i])].to(torch.float16).cpu()
+                bar.update(len(idx))
+        bar.close()
+        return out
+
+    t0 = time.time()
+    train_cache = cache_of(texts, f"cache layers 0-{start - 1}" if start else "embed")
+    dev_cache = cache_of(dev_texts, "cache dev") if dev_texts else []
+    watch_cache = {name: (cache_of(wt, f"cache {name}"), gold) for name, (wt, gold) in (watch or {}).items()}
+    log(f"cached the inputs of layer {start} for {len(texts) + len(dev_texts)} sentences in {time.time() - t0:.0f} s; "
+        f"training layers {start}-{n_layers - 1} ({k} of {n_layers})")
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    batches = LengthGroupedBatches([c.shape[0] for c in train_cache], cfg.batch_size, gen)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * len(batches)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    y_all = torch.tensor(labels, dtype=torch.long)
+    t_all = torch.tensor(teacher, dtype=torch.float32) if teacher is not None else None
+    best_f1, best_state, best_epoch, bad_epochs, history = -1.0, None, 0, 0, []
+    bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        running = []
+        for idx in batches:
+            hidden, mask = pad_hidden([train_cache[i] for i in idx], device)
+            ctx.teacher_logits = t_all[idx].to(device) if t_all is not None else None
+            with torch.autocast(device_type=device, dtype=amp_dtype, enabled=use_amp):
+                logits = model.upper(hidden, mask, start)
+            loss = loss_fn(logits.float(), y_all[idx].to(device), ctx)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            running.append(loss.item())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best_f1, 0):.3f}")
+        row = {"epoch": epoch, "train_loss": float(np.mean(running))}
+        if dev_cache:
+            pred = logits_from_cache(model, dev_cache, start, device).argmax(1)
+            row.update({f"dev_{k}": v for k, v in flat_metrics([LABELS[i] for i in dev_labels],
+                                                                [LABELS[i] for i in pred]).items()})
+        for name, (wc, gold) in watch_cache.items():
+            pred = logits_from_cache(model, wc, start, device).argmax(1)
+            row[f"{name}_macro_f1"] = flat_metrics(gold, [LABELS[i] for i in pred])["macro_f1"]
+        history.append(row)
+        f1 = row.get("dev_macro_f1", -row["train_loss"])
+        log(f"epoch {epoch}: train loss {row['train_loss']:.4f}" + (f", dev macro-F1 {f1:.4f}" if dev_cache else "")
+            + "".join(f", {n} macro-F1 {row[n + '_macro_f1']:.4f} (watched only)" for n in watch_cache)
+            + f" [{time.time() - t0:.0f} s]")
+        bad_epochs = 0 if f1 > best_f1 else bad_epochs + 1
+        if f1 >= best_f1:
+            best_f1, best_epoch = f1, epoch
+            best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        if cfg.patience and bad_epochs >= cfg.patience:
+            log(f"early stopping: no dev improvement for {bad_epochs} epochs; best epoch {best_epoch}")
+            break
+    bar.close()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if best_state and n in best_state:
+                p.copy_(best_state[n])
+    model.eval()
+    meta = {**enc_meta, "max_length": cfg.max_length, "dropout": cfg.dropout,
+            "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "targets": targets, "layers": list(range(start, n_layers))}}
+    backend = PooledBackend(model, tokenizer, cfg.max_length, meta)
+    backend.history, backend.best_epoch = history, best_epoch
+    backend.train_logits = logits_from_cache(model, train_cache, start, device)
+    return backend
+
+
 # -------------------------------------------------------------------------------- entry point
 
 
@@ -402,7 +609,12 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
             path = Path(w) if Path(w).is_absolute() else REPO_ROOT / w
             rows = read_labelled(path)
             watch[path.stem] = ([r["text"] for r in rows], [r["label"] for r in rows])
-        backend = fit_transformer(cfg, texts, labels, dev_texts, dev_labels, device, model, tokenizer, log, watch)
+        if cfg.model == "pooled":
+            teacher = teacher_logits(cfg.teacher, texts, device, log) if cfg.loss == "distill" else None
+            backend = fit_pooled(cfg, texts, labels, dev_texts, dev_labels, device, model, tokenizer, log, watch,
+                                 teacher)
+        else:
+            backend = fit_transformer(cfg, texts, labels, dev_texts, dev_labels, device, model, tokenizer, log, watch)
     clf = Classifier(backend, name=cfg.name, batch_size=cfg.eval_batch_size)
 
     # Temperature scaling on dev: one scalar, so predictions (and accuracy) do not change.
@@ -415,7 +627,8 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
                        "dev_ece_before": reliability(softmax(dev_logits), gold)["ece"],
                        "dev_ece_after": reliability(softmax(dev_logits, clf.temperature), gold)["ece"]}
 
-    sets = {s: (list(ds[s]["text"]), list(ds[s]["label"])) for s in ("dev", "test", "cross_domain") if s in ds}
+    sets = {s: (list(ds[s]["text"]), list(ds[s]["label"])) for s in ("dev", "test", "cross_domain", "world_heldout")
+            if s in ds and len(ds[s])}
     real_dev = Path(cfg.real_dev) if Path(cfg.real_dev).is_absolute() else REPO_ROOT / cfg.real_dev
     if cfg.real_dev and real_dev.is_file():
         rows = read_labelled(real_dev)
@@ -433,6 +646,11 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
 
     output_dir.mkdir(parents=True, exist_ok=True)
     clf.save(output_dir)
+    if getattr(backend, "train_logits", None) is not None:
+        # Left for a student distilled from this model (see teacher_logits), keyed by its content.
+        from framing.paths import model_content_hash
+
+        _save_logits_cache(_logits_cache_file(model_content_hash(output_dir), texts), backend.train_logits)
     (output_dir / "training_config.json").write_text(json.dumps(
         {"config": cfg.to_dict(), "argv": argv or sys.argv}, indent=1) + "\n")
     provenance = {
@@ -447,7 +665,11 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
                      "transformers": transformers.__version__, "numpy": np.__version__},
     }
     (output_dir / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
-    (output_dir / "metrics.json").write_text(json.dumps({"calibration": calibration, **metrics}, indent=1) + "\n")
+    from framing.metrics import flatten_report
+
+    summary = {name: flatten_report(rep) for name, rep in metrics.items()}
+    (output_dir / "metrics.json").write_text(json.dumps({"summary": summary, "calibration": calibration, **metrics},
+                                                        indent=1) + "\n")
     from framing.card import render_card
 
     (output_dir / "README.md").write_text(render_card(cfg, metrics, calibration, provenance, argv or sys.argv))

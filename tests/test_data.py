@@ -121,7 +121,8 @@ def test_load_corpus_returns_datasetdict(tmp_path):
     corpus, splits = _tiny_corpus(tmp_path)
     dd = load_corpus(corpus, splits)
     assert list(dd) == list(SPLITS)
-    assert {s: dd[s].num_rows for s in SPLITS} == {"train": 8, "dev": 4, "test": 4, "cross_domain": 4}
+    assert {s: dd[s].num_rows for s in SPLITS} == {"train": 8, "dev": 4, "test": 4, "cross_domain": 4,
+                                                   "world_heldout": 0}
     assert set(dd["cross_domain"]["domain"]) == {"held-out"}
     assert not set(dd["train"]["doc_id"]) & set(dd["test"]["doc_id"])
 
@@ -137,6 +138,29 @@ def test_split_rules_are_checked(tmp_path):
     assert any("'doc4' (domain 'held-out') is in split 'train'" in m for m in msgs), msgs
     with pytest.raises(ValueError, match="problem"):
         load_corpus(corpus, splits)
+
+
+def test_world_fields_and_the_world_heldout_split(tmp_path):
+    real = dict(world="real", dispute="river-dam")
+    docs = {"w1": "train", "w2": "world_heldout"}
+    lines = [record(i, doc=d, **real) for k, d in enumerate(docs) for i in range(2 * k, 2 * k + 2)]
+    corpus = write_lines(tmp_path / "corpus" / "world.jsonl", lines) if (tmp_path / "corpus").mkdir() is None else None
+    splits = tmp_path / "splits.json"
+    splits.write_text(json.dumps({"documents": docs, "world_heldout_disputes": ["river-dam"]}))
+    msgs = [str(p) for p in check_corpus([corpus], splits=splits).problems]
+    assert any("'w1' (dispute 'river-dam') is in split 'train', but world_heldout holds exactly the disputes "
+               "['river-dam']" in m for m in msgs), msgs
+    splits.write_text(json.dumps({"documents": {"w1": "world_heldout", "w2": "world_heldout"},
+                                  "world_heldout_disputes": ["river-dam"]}))
+    report = check_corpus([corpus], splits=splits)
+    assert report.ok, report.problems
+    assert report.counts()["world"] == {"real": 4}
+    dd = load_corpus(tmp_path / "corpus", splits)
+    assert dd["world_heldout"].num_rows == 4 and set(dd["world_heldout"]["dispute"]) == {"river-dam"}
+    bad = write_lines(tmp_path / "bad.jsonl", [record(1, world="real"), record(2, world="fictional", dispute="x")])
+    msgs = [str(p) for p in check_corpus([bad]).problems]
+    assert f"{bad}:1: a record with world 'real' needs a non-empty 'dispute'" in msgs[0]
+    assert f"{bad}:2: unknown world 'fictional'" in msgs[1]
 
 
 def test_cli_exit_codes(tmp_path, capsys):

@@ -11,7 +11,7 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
 
 
 def test_default_config_is_valid():
-    cfg = TrainConfig.from_toml(ROOT / "training" / "configs" / "default.toml")
+    cfg = TrainConfig.from_toml(ROOT / "training" / "configs" / "minilm_lora.toml")
     assert cfg.model == "transformer" and cfg.lora
 
 

