@@ -1,12 +1,14 @@
-"""Regenerate eval/REPORT.md: the shipped model against both baselines.
+"""Regenerate eval/REPORT.md: the shipped models (accurate, fast), the previous MiniLM LoRA and both baselines.
 
     .venv/bin/python eval/make_report.py            # ~10 minutes on 2 CPU cores
 
 Trains the two baselines into runs/ when they are missing or were trained on other data than the
 corpus now in seeds/ (seconds to a minute each), evaluates
-the three models on the corpus test split, the held-out domains and ../shared/data/real_dev.jsonl,
-runs leave-one-domain-out for the TF-IDF baseline, and writes eval/REPORT.md with its plots in
-eval/report/.
+the models on the corpus test split, the held-out domains, the held-out real-world disputes and
+../shared/data/real_dev.jsonl (paired bootstrap and McNemar tests between every pair), adds a
+table of macro-F1 against sentences/s from eval/speed.json (written by
+`bench/models_speed.py --json eval/speed.json`), runs leave-one-domain-out for the TF-IDF
+baseline, and writes eval/REPORT.md with its plots in eval/report/.
 """
 
 from __future__ import annotations
@@ -39,20 +41,32 @@ def main(argv=None) -> int:
     parser.add_argument("--no-lodo", action="store_true", help="skip leave-one-domain-out")
     args = parser.parse_args(argv)
 
-    models = [ROOT / "models" / "default"]
+    models = [ROOT / "models" / n for n in ("accurate", "fast", "minilm-lora")]
     for name in ("tfidf_lr", "embedding_lr"):
         out = ROOT / "runs" / name
         if args.retrain or _stale(out):
             train(TrainConfig.from_toml(ROOT / "training" / "configs" / f"{name}.toml"), out,
                   argv=["framing", "train", "--config", f"training/configs/{name}.toml", "-o", f"runs/{name}"])
         models.append(out)
-    datas = ["test", "cross-domain"] + (["real-dev"] if REAL_DEV.is_file() else [])
+    datas = ["test", "cross-domain", "world-heldout"] + (["real-dev"] if REAL_DEV.is_file() else [])
     out_dir = ROOT / "eval" / "report"
     if out_dir.exists():
         shutil.rmtree(out_dir)
     report = evaluate([str(m.relative_to(ROOT)) for m in models], datas, None, n_boot=args.bootstrap)
     images = write_report(report, out_dir)
     body = render_markdown(report, {k: f"report/{v}" for k, v in images.items()})
+    speed_file = ROOT / "eval" / "speed.json"
+    if speed_file.is_file():
+        speed = json.loads(speed_file.read_text())
+        body += ("\n## Accuracy against speed\n\nSentences/s from `bench/models_speed.py` (one run, end to end "
+                 "with process start and model load, and model-only), macro-F1 from the tables above.\n\n"
+                 "| model | fp32 end-to-end /s | int8 end-to-end /s | model-only fp32 /s | "
+                 + " | ".join(f"macro-F1 {d}" for d in datas) + " |\n|---|---|---|---|" + "---|" * len(datas) + "\n")
+        for name, row in speed.items():
+            key = f"models/{name}"
+            f1s = [report["data"][d]["results"].get(key, {}).get("macro_f1") for d in datas]
+            body += (f"| {name} | {row['fp32']['rate']:.1f} | {row['int8']['rate']:.1f} | {row['model_only']:.1f} | "
+                     + " | ".join(f"{f:.3f}" if f is not None else "-" for f in f1s) + " |\n")
     if not args.no_lodo:
         lodo_dir = ROOT / "runs" / "lodo_tfidf"
         cross_domain(TrainConfig.from_toml(ROOT / "training" / "configs" / "tfidf_lr.toml"), lodo_dir,

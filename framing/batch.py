@@ -114,7 +114,9 @@ def label_stream(clf, docs: Iterable[Document], *, unit: str = "document", windo
     n_pending = 0
 
     def flush():
-        texts = {doc.text[s:e] for doc, spans in pending for s, e in spans}
+        # First-seen order, not a set: a set's order follows per-process string hashing, and the
+        # order decides the batches.
+        texts = dict.fromkeys(doc.text[s:e] for doc, spans in pending for s, e in spans)
         todo = [t for t in texts if cache.get_(t) is None]
         if todo:
             before = getattr(clf.backend, "truncated", 0)

@@ -75,7 +75,9 @@ def render_card(cfg, metrics: dict, calibration: dict, provenance: dict, argv) -
         "",
         f"Trained on the `framing` corpus ({provenance['train_sentences']} sentences, splits "
         f"{', '.join(cfg.train_splits)}): short documents written by the project team across many conflicts and",
-        "registers, plus the seed document (test only). Data hash (SHA-256 of `seeds/corpus` + `seeds/splits.json`):",
+        "registers — invented ones (`seeds/corpus/written/`) and real-world disputes written in the team's own",
+        "words (`seeds/corpus/world/`) — plus the seed document (test only). Eight whole real-world disputes are",
+        "held out (`world_heldout`). Data hash (SHA-256 of `seeds/corpus` + `seeds/splits.json`):",
         f"`{provenance.get('data_sha256')}`.",
         "",
         "## Metrics",
@@ -123,3 +125,21 @@ def render_card(cfg, metrics: dict, calibration: dict, provenance: dict, argv) -
         "",
     ]
     return "\n".join(lines)
+
+
+def rerender(model_dir) -> str:
+    """Render the card again from a model folder's records (after a change to this template)."""
+    import json
+    from pathlib import Path
+
+    from framing.training import TrainConfig
+
+    d = Path(model_dir)
+    tc = json.loads((d / "training_config.json").read_text())
+    metrics = json.loads((d / "metrics.json").read_text())
+    calibration = metrics.pop("calibration", {})
+    metrics.pop("summary", None)
+    card = render_card(TrainConfig.from_dict(tc["config"]), metrics, calibration,
+                       json.loads((d / "provenance.json").read_text()), tc["argv"])
+    (d / "README.md").write_text(card)
+    return card

@@ -23,6 +23,10 @@ def export(model: str | Path | Classifier | None, output_dir: str | Path) -> Pat
     import torch
 
     clf = model if isinstance(model, Classifier) else Classifier.load(model, device="cpu")
+    if clf.backend.kind == "pooled":
+        raise ValueError(f"{clf.name!r} is a 'pooled' model (mean pooling + linear head), which has no standard "
+                         "Hugging Face sequence-classification class; export supports 'transformer' models "
+                         "such as models/minilm-lora")
     if not isinstance(clf.backend, TransformerBackend):
         raise ValueError(f"only transformer models can be exported; {clf.name!r} is a {clf.backend.kind!r} model")
     # Work on a copy: the caller's classifier keeps its own (unscaled) head.

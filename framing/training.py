@@ -194,7 +194,9 @@ def data_hash(corpus_dir: Path, splits: Path) -> str:
     """SHA-256 over the corpus files (sorted by name) and the split manifest."""
     h = hashlib.sha256()
     for f in sorted(corpus_dir.rglob("*.jsonl")) + [splits]:
-        h.update(f.relative_to(corpus_dir.parent).as_posix().encode())
+        # The splits file need not sit beside the corpus: hash its name then.
+        name = f.relative_to(corpus_dir.parent) if f.is_relative_to(corpus_dir.parent) else Path(f.name)
+        h.update(name.as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
 
@@ -262,6 +264,19 @@ class LengthGroupedBatches:
             batches += [chunk[k:k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
         for b in torch.randperm(len(batches), generator=self.generator).tolist():
             yield batches[b]
+
+
+def _step(loss, opt, scaler, sched, params) -> None:
+    """One optimiser step: backward (scaled under fp16 autocast), clip to norm 1, step, schedule."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    scaler.step(opt)
+    scaler.update()
+    sched.step()
 
 
 def build_transformer(cfg: TrainConfig, encoder_dir: Path):
@@ -338,13 +353,7 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
             y = batch.pop("labels")
             with torch.autocast(device_type=device, dtype=amp_dtype, enabled=use_amp):
                 loss = loss_fn(model(**batch).logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
+            _step(loss, opt, scaler, sched, params)
             running.append(loss.item())
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best_f1, 0):.3f}")
@@ -513,13 +522,7 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
             with torch.autocast(device_type=device, dtype=amp_dtype, enabled=use_amp):
                 logits = model.upper(hidden, mask, start)
             loss = loss_fn(logits.float(), y_all[idx].to(device), ctx)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
+            _step(loss, opt, scaler, sched, params)
             running.append(loss.item())
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best_f1, 0):.3f}")

@@ -233,3 +233,16 @@ def test_length_grouped_batches_cover_every_item_once():
     # within a window, batches hold similar lengths: the mean spread is far below random batching
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
     assert spread < 20
+
+
+def test_shipped_models_resolve_by_name_inside_the_package(tmp_path, monkeypatch):
+    """`accurate` (the default) and `fast` resolve relative to the package, never the working directory."""
+    from framing.paths import DEFAULT_MODEL, models_dir, resolve_model, shipped_models
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").mkdir()  # a folder of that name in the working directory must not win
+    assert {"accurate", "fast"} <= set(shipped_models())
+    assert DEFAULT_MODEL == "accurate" and resolve_model(None) == models_dir() / "accurate"
+    assert resolve_model("fast") == models_dir() / "fast"
+    with pytest.raises(FileNotFoundError, match=r"model 'fastest': not a shipped model \(accurate, fast"):
+        resolve_model("fastest")

@@ -71,4 +71,4 @@ def test_shipped_model_labels_the_seed_document():
     rows = [r for _, recs, _ in label_stream(clf, [Document("seed", doc, "seed")]) for r in recs]
     assert len(rows) == 14
     gold = [json.loads(l)["label"] for l in (ROOT / "seeds" / "corpus" / "seed.jsonl").open()]
-    assert sum(r["label"] == g for r, g in zip(rows, gold)) >= 10
+    assert sum(r["label"] == g for r, g in zip(rows, gold)) >= 12
