@@ -41,6 +41,21 @@ class EvalData:
     """Keep the texts out of reports (real_dev's sentences belong to their publishers)."""
 
 
+_CORPUS: dict = {}
+
+
+def _corpus(load):
+    """The corpus, validated once per process and per corpus state (the check takes ~1 minute)."""
+    from framing.data import corpus_files, seeds_dir
+
+    files = corpus_files() + [seeds_dir() / "splits.json"]
+    key = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    if key not in _CORPUS:
+        _CORPUS.clear()
+        _CORPUS[key] = load()
+    return _CORPUS[key]
+
+
 def load_eval_data(spec: str) -> EvalData:
     """A named corpus split (``train``, ``dev``, ``test``, ``cross-domain``), ``real-dev``, or a JSONL path.
 
@@ -51,7 +66,7 @@ def load_eval_data(spec: str) -> EvalData:
     from framing.data import load_corpus, read_labelled
 
     if spec in NAMED_SPLITS:
-        ds = load_corpus()[NAMED_SPLITS[spec]]
+        ds = _corpus(load_corpus)[NAMED_SPLITS[spec]]
         rows = [dict(zip(ds.column_names, vals)) for vals in zip(*(ds[c] for c in ds.column_names))]
         name = spec
     else:
