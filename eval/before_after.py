@@ -36,7 +36,8 @@ def main(argv=None) -> int:
         for d in datas:
             r = report["data"][d]["results"][m]
             table.setdefault(m, {})[d] = {"macro_f1": r["macro_f1"], **{l: r["per_label"][l]["f1"] for l in LABELS}}
-            cells.append(f"{r['macro_f1']:.3f} ({' / '.join(f'{r['per_label'][l]['f1']:.2f}' for l in LABELS)})")
+            per = " / ".join(f"{r['per_label'][lab]['f1']:.2f}" for lab in LABELS)
+            cells.append(f"{r['macro_f1']:.3f} ({per})")
         print(f"| {m} | " + " | ".join(cells) + " |")
     print(f"\ncells: macro-F1 (F1 {' / '.join(LABELS)})")
     if args.json:
