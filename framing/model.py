@@ -194,14 +194,18 @@ class TransformerBackend:
         if device == "cuda":
             model.half()  # fp16 inference on GPU
         elif quantize:
-            import torch
+            from framing.quantize import quantize_int8
 
-            # int8 weights for every Linear layer, activations quantised on the fly (CPU only).
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            # int8 encoder Linear layers with per-row activation scales (CPU only); the head stays fp32.
+            quantize_int8(model.base_model)
         return cls(model, tokenizer, int(meta.get("max_length", 128)), encoder)
 
     def logits(self, texts: list[str], batch_size: int, max_batch_tokens: int | None = None) -> np.ndarray:
         """Logits in input order; batches of at most ``batch_size`` sentences and ``max_batch_tokens`` tokens.
+
+        On CPU a batch holds sentences of one token length only (:func:`length_batches`), so there
+        is no padding and a sentence's logits are bit-identical whatever it is batched with, in
+        fp32 and int8 alike: labels never depend on input order, window or resume point.
 
         The token bound counts padding (sentences x longest in the batch) and defaults to 1,024 on
         CPU and 8,192 on CUDA. Bounding tokens rather than sentences keeps every activation tensor
@@ -216,16 +220,8 @@ class TransformerBackend:
             max_batch_tokens = 8192 if device.type == "cuda" else 1024
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         ids = self.token_ids(texts)
-        # Sorting by length keeps padding small inside each batch; results go back in input order.
-        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
-        batches, cur = [], []
-        for i in order:  # ascending length: the newest sentence is the longest of the batch
-            if cur and (len(cur) >= batch_size or (len(cur) + 1) * len(ids[i]) > max_batch_tokens):
-                batches.append(cur)
-                cur = []
-            cur.append(i)
-        if cur:
-            batches.append(cur)
+        batches = length_batches([len(x) for x in ids], batch_size, max_batch_tokens,
+                                 exact=device.type != "cuda")
         self.model.eval()
         with torch.inference_mode():
             for idx in batches:
@@ -270,6 +266,51 @@ class TransformerBackend:
         self.model.save_pretrained(path, safe_serialization=True)
         self.tokenizer.save_pretrained(path)
         return {"max_length": self.max_length, "adapter": False}
+
+
+def model_fingerprint(ref: str | Path | None = None, *, device: str = "auto", quantize: bool = False) -> dict:
+    """:meth:`Classifier.fingerprint` of the model ``Classifier.load(ref, ...)`` would load, without loading it
+    (reads ``framing.json`` and hashes the model's files), so a job can be checked first."""
+    from framing.paths import model_content_hash, resolve_model
+
+    path = resolve_model(ref)
+    meta = _read_json(path / CONFIG_NAME) if (path / CONFIG_NAME).exists() else {"kind": "transformer"}
+    return {"name": meta.get("name", path.name), "precision": precision(_resolve_device(device), quantize,
+                                                                        meta.get("kind", "transformer")),
+            "sha256": model_content_hash(path)}
+
+
+def precision(device: str, quantize: bool, kind: str = "transformer") -> str:
+    """The arithmetic a model of ``kind`` runs in on ``device`` (part of a labelling job's identity)."""
+    if kind == "tfidf-lr":
+        return "fp32"
+    if device == "cuda":
+        return "fp16"
+    return "int8" if quantize and kind in ("pooled", "transformer") else "fp32"
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int,
+                   exact: bool = True) -> list[list[int]]:
+    """Group sentence indices into batches of at most ``batch_size`` sentences and ``max_batch_tokens`` tokens.
+
+    With ``exact`` every batch holds one token length: nothing is padded, and since each sentence's
+    rows go through the same kernels whatever the batch size, its output does not depend on its
+    batch-mates (int8 activation scales are per row, :mod:`framing.quantize`). Without it (CUDA,
+    where large batches matter more than bit-exactness), sentences are sorted by length and
+    consecutive ones share a batch, padded to the longest.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:  # ascending length: the newest sentence is the longest of the batch
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * lengths[i] > max_batch_tokens
+                    or (exact and lengths[i] != lengths[cur[0]])):
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
 
 
 class TfidfBackend:
@@ -342,12 +383,12 @@ class EmbeddingBackend:
                              AutoTokenizer.from_pretrained(folder))
         model, tok = self._encoder
         out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ids = tok(texts, truncation=True, max_length=self.max_length, return_attention_mask=False,
+                  return_token_type_ids=False)["input_ids"]
         with torch.inference_mode():
-            for lo in range(0, len(order), batch_size):
-                idx = order[lo:lo + batch_size]
-                enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
-                          return_tensors="pt").to(self.device)
+            for idx in length_batches([len(x) for x in ids], batch_size, 8192 if self.device == "cuda" else 1024,
+                                      exact=self.device != "cuda"):
+                enc = tok.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt").to(self.device)
                 hidden = model(**enc).last_hidden_state
                 mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -410,6 +451,17 @@ class Classifier:
             raise ValueError(f"max_batch_tokens must be a positive integer or None, got {max_batch_tokens!r}")
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.path: Path | None = None
+        """The model directory it was loaded from (None when built in memory)."""
+        self.precision = "fp32"
+        """``fp32``, ``int8`` (``quantize=True``) or ``fp16`` (CUDA)."""
+
+    def fingerprint(self) -> dict:
+        """What identifies this model's labels: name, precision and the content hash of its files."""
+        from framing.paths import model_content_hash
+
+        return {"name": self.name, "precision": self.precision,
+                "sha256": model_content_hash(self.path) if self.path is not None else None}
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, device: str = "auto", batch_size: int = 64,
@@ -425,8 +477,9 @@ class Classifier:
             batch_size: At most this many sentences per forward pass.
             max_batch_tokens: At most this many tokens (padding included) per forward pass;
                 default 1,024 on CPU, 8,192 on CUDA.
-            quantize: On CPU, int8 dynamic quantisation of the transformer's Linear layers
-                (faster; see the model card for its effect on accuracy).
+            quantize: On CPU, int8 weights and per-row int8 activations in the encoder's Linear
+                layers (:mod:`framing.quantize`; faster, and as deterministic as fp32; see the
+                model card for its effect on accuracy).
 
         Raises:
             FileNotFoundError: the directory or a weights file is missing.
@@ -452,8 +505,11 @@ class Classifier:
         temperature = float(meta.get("temperature", 1.0))
         if not temperature > 0:
             raise ValueError(f"{path / CONFIG_NAME}: temperature must be > 0, got {temperature!r}")
-        return cls(backend, temperature=temperature, name=meta.get("name", path.name), batch_size=batch_size,
-                   max_batch_tokens=max_batch_tokens)
+        clf = cls(backend, temperature=temperature, name=meta.get("name", path.name), batch_size=batch_size,
+                  max_batch_tokens=max_batch_tokens)
+        clf.path = path
+        clf.precision = precision(device, quantize, kind)
+        return clf
 
     def save(self, path: str | Path, **extra) -> Path:
         """Write the model to ``path`` (created if needed): ``framing.json`` and the weights."""

@@ -234,7 +234,9 @@ class PooledBackend(TransformerBackend):
         if device == "cuda":
             model.half()
         elif quantize:
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            from framing.quantize import quantize_int8
+
+            quantize_int8(model.encoder)  # the head stays fp32
         return cls(model, tokenizer, int(meta.get("max_length", spec.max_length)), meta)
 
     def save(self, path: Path) -> dict:
