@@ -43,11 +43,18 @@ class LabelStats:
     empty_documents: int = 0
     labels: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    """Reading, labelling and writing (summed over resumed runs)."""
+    load_seconds: float = 0.0
+    """Loading the model (this run's; set by the caller)."""
 
     def summary(self) -> str:
         rate = self.sentences / self.seconds if self.seconds else 0.0
-        lines = [f"{self.sentences} sentences from {self.documents} documents in {self.seconds:.1f} s "
-                 f"({rate:.0f} sentences/s); {self.sentences - self.labelled} exact duplicates reused a label"]
+        total = self.seconds + self.load_seconds
+        overall = f"; {self.sentences / total:.0f}/s counting the {self.load_seconds:.1f} s model load" \
+            if self.load_seconds else ""
+        lines = [f"{self.sentences} sentences from {self.documents} documents in {total:.1f} s "
+                 f"({rate:.0f} sentences/s labelling{overall}); "
+                 f"{self.sentences - self.labelled} exact duplicates reused a label"]
         lines.append("labels: " + ", ".join(
             f"{lab} {self.labels[lab]} ({self.labels[lab] / max(self.sentences, 1):.1%})" for lab in LABELS))
         lines.append(f"truncated to the model's length limit: {self.truncated}; rejected input rows: {self.rejects}; "
@@ -177,78 +184,192 @@ def _fingerprint(files: list[str]) -> list:
     return [[f, os.path.getsize(f), int(os.path.getmtime(f))] if f != "-" else ["-", None, None] for f in files]
 
 
-def run_label_job(clf, inputs: list[str], output: str | Path, *, fmt: str | None = None, resume: bool = False,
-                  force: bool = False, on_error: str = "fail", rejects: str | Path | None = None,
-                  unit: str = "document", text_column: str = "text", id_column: str = "id",
-                  pattern: str = "**/*.txt", input_format: str | None = None, window: int = 2048,
-                  progress: bool | None = None, log=None) -> LabelStats:
-    """Label ``inputs`` into ``output`` with atomic chunk commits; see the module docstring.
+@dataclass
+class LabelJob:
+    """A checked labelling job, ready to run: made by :func:`plan_label_job` before any model loads."""
+
+    inputs: list[str]
+    files: list[str]
+    output: Path
+    fmt: str
+    staging: Path
+    rejects: Path
+    job: dict
+    """The job's identity (inputs' sizes and times, options, the model's content hash): a resume
+    must match it exactly."""
+    manifest: dict | None
+    """The interrupted run's manifest when resuming, else None."""
+    force: bool
+    on_error: str
+    unit: str
+    text_column: str
+    id_column: str
+    pattern: str
+    input_format: str | None
+    window: int
+
+
+def plan_label_job(inputs: list[str], output: str | Path, model: dict, *, fmt: str | None = None,
+                   resume: bool = False, force: bool = False, on_error: str = "fail",
+                   rejects: str | Path | None = None, unit: str = "document", text_column: str = "text",
+                   id_column: str = "id", pattern: str = "**/*.txt", input_format: str | None = None,
+                   window: int = 2048, log=None) -> LabelJob:
+    """Check a labelling job without touching the output or loading the model.
+
+    Everything a user can get wrong is checked here, so that a mistake costs seconds, not a model
+    load: options, input paths and formats, each table's text column, the output and the state of
+    an interrupted run. Nothing is written.
 
     Args:
-        clf: The classifier.
-        inputs: Files, folders (recursive, filtered by ``pattern``) or ``-`` for stdin.
-        output: A ``.jsonl``, ``.csv`` or ``.parquet`` path (or any path with ``fmt``).
-        fmt: Output format, overriding the extension.
-        resume: Continue an interrupted run of the same job.
-        force: Overwrite an existing output (and discard an interrupted run).
-        on_error: ``fail`` (stop at the first bad input row) or ``skip`` (write it to the rejects file).
-        rejects: Where skipped rows go (default ``OUTPUT.rejects.jsonl``).
-        progress: Show a progress bar; default: only when stderr is a terminal.
+        model: The model's identity, :meth:`framing.Classifier.fingerprint` (or the same dict
+            computed from its folder before loading it).
+        Others: as for :func:`run_label_job`.
 
-    Returns:
-        The run's :class:`LabelStats` (also written to ``OUTPUT.partial/manifest.json`` while running).
+    Raises:
+        ValueError, FileNotFoundError, FileExistsError: naming the parameter or file at fault.
     """
+    from framing.io import check_input
+
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if on_error not in ("fail", "skip"):
-        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
+        raise ValueError(f"--on-error must be 'fail' or 'skip', got {on_error!r}")
+    if unit not in ("document", "sentence"):
+        raise ValueError(f"--unit must be 'document' or 'sentence', got {unit!r}")
+    if not (isinstance(window, int) and window >= 1):
+        raise ValueError(f"--window must be a positive integer, got {window!r}")
     if resume and force:
         raise ValueError("--resume and --force contradict each other: choose one")
     output = Path(output)
     fmt = output_format(str(output), fmt)
+    if output.is_dir():
+        raise IsADirectoryError(f"-o {output}: is a folder; name an output file")
+    if not output.parent.is_dir():
+        raise FileNotFoundError(f"-o {output}: folder {output.parent} does not exist")
     files = expand_inputs(inputs, pattern)
     if "-" in files and resume:
         raise ValueError("--resume cannot re-read stdin; label a file instead")
+    for f in files:
+        check_input(f, text_column=text_column, input_format_=input_format, strict=on_error == "fail")
     staging = Path(str(output) + ".partial")
     rejects = Path(rejects) if rejects else Path(str(output) + ".rejects.jsonl")
     job = {"inputs": _fingerprint(files), "format": fmt, "unit": unit, "text_column": text_column,
-           "id_column": id_column, "model": clf.name, "pattern": pattern}
-
+           "id_column": id_column, "model": model, "pattern": pattern, "input_format": input_format}
     if output.exists() and not force:
         raise FileExistsError(f"{output} exists; pass --force to overwrite it")
-    manifest = {"job": job, "parts": [], "consumed": 0, "stats": LabelStats().to_dict()}
-    if staging.exists():
-        if force:
-            shutil.rmtree(staging)
+    manifest = None
+    if staging.exists() and not force:
+        saved = _read_manifest(staging)
+        if saved is None or not saved["parts"]:
+            # Killed (or failed) before its first commit: there is nothing to keep.
+            log(f"{staging}: an earlier run committed nothing; starting from the beginning")
         elif not resume:
-            raise FileExistsError(f"{staging} holds an interrupted run; pass --resume to continue it or --force to start over")
+            raise FileExistsError(f"{staging} holds an interrupted run ({saved['consumed']} input records committed); "
+                                  "pass --resume to continue it or --force to start over")
+        elif saved["job"] != job:
+            diff = sorted(k for k in set(job) | set(saved["job"]) if saved["job"].get(k) != job.get(k))
+            raise ValueError(f"--resume: {staging} was made by a different job (differs in {diff}); "
+                             "use --force to start over")
         else:
-            manifest = json.loads((staging / "manifest.json").read_text())
-            if manifest["job"] != job:
-                diff = sorted(k for k in job if manifest["job"].get(k) != job[k])
-                raise ValueError(f"--resume: {staging} was made by a different job (differs in {diff}); "
-                                 "use --force to start over")
-            known = {p["name"] for p in manifest["parts"]} | {p["rejects"] for p in manifest["parts"] if p["rejects"]}
-            for f in staging.iterdir():  # parts written after the last manifest update: not committed
-                if f.name != "manifest.json" and f.name not in known:
-                    f.unlink()
-            log(f"resuming: {manifest['consumed']} input records already committed in {len(manifest['parts'])} parts")
-    elif resume:
+            manifest = saved
+    elif resume and not staging.exists():
         log(f"--resume: no interrupted run at {staging}; starting from the beginning")
-    staging.mkdir(parents=True, exist_ok=True)
-    if force and output.exists():
-        output.unlink()
+    return LabelJob(list(inputs), files, output, fmt, staging, rejects, job, manifest, force, on_error, unit,
+                    text_column, id_column, pattern, input_format, window)
 
+
+def _read_manifest(staging: Path) -> dict | None:
+    """The manifest of an interrupted run, or None when it never committed one."""
+    path = staging / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:  # the commit is an atomic rename, so this is not ours
+        raise ValueError(f"{path}: unreadable ({e}); use --force to start over") from e
+    if not isinstance(manifest, dict) or not {"job", "parts", "consumed", "stats"} <= set(manifest):
+        raise ValueError(f"{path}: not a framing label manifest; use --force to start over")
+    return manifest
+
+
+def run_label_job(clf, inputs: list[str] | LabelJob, output: str | Path | None = None, *, progress: bool | None = None,
+                  log=None, **options) -> LabelStats:
+    """Label ``inputs`` into ``output`` with atomic chunk commits; see the module docstring.
+
+    Args:
+        clf: The classifier.
+        inputs: Files, folders (recursive, filtered by ``pattern``) or ``-`` for stdin; or a
+            :class:`LabelJob` from :func:`plan_label_job` (then ``output`` and options are not given).
+        output: A ``.jsonl``, ``.csv`` or ``.parquet`` path (or any path with ``fmt``).
+        progress: Show a progress bar; default: only when stderr is a terminal.
+        **options: ``fmt`` (output format, overriding the extension), ``resume`` (continue an
+            interrupted run of the same job), ``force`` (overwrite an existing output and discard an
+            interrupted run), ``on_error`` (``fail``: stop at the first bad input row; ``skip``: write
+            it to the rejects file), ``rejects`` (default ``OUTPUT.rejects.jsonl``), ``unit``,
+            ``text_column``, ``id_column``, ``pattern``, ``input_format``, ``window``.
+
+    Returns:
+        The run's :class:`LabelStats` (also written to ``OUTPUT.partial/manifest.json`` while running).
+
+    A run that stops on bad input removes its staging folder (its parts cannot be resumed once
+    the input is corrected), so the corrected command starts cleanly; an interrupted run (Ctrl-C,
+    a kill, a full disk) keeps it for ``--resume``.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    if isinstance(inputs, LabelJob):
+        if output is not None or options:
+            raise TypeError("run_label_job(clf, job): options belong to plan_label_job")
+        job = inputs
+    else:
+        job = plan_label_job(inputs, output, clf.fingerprint(), log=log, **options)
+    return _execute(clf, job, progress, log)
+
+
+def _execute(clf, plan: LabelJob, progress, log) -> LabelStats:
+    from framing.io import InputError, OutputSchemaError
+
+    output, staging, fmt = plan.output, plan.staging, plan.fmt
+    if plan.job["model"] != clf.fingerprint():
+        raise ValueError(f"the job was planned for model {plan.job['model']} but the classifier is {clf.fingerprint()}")
+    if staging.exists() and plan.manifest is None:
+        shutil.rmtree(staging)  # --force, or a run that committed nothing
+    manifest = plan.manifest or {"job": plan.job, "parts": [], "consumed": 0, "stats": LabelStats().to_dict()}
+    if plan.manifest is not None:
+        known = {p["name"] for p in manifest["parts"]} | {p["rejects"] for p in manifest["parts"] if p["rejects"]}
+        for f in staging.iterdir():  # parts written after the last manifest update: not committed
+            if f.name != "manifest.json" and f.name not in known:
+                f.unlink()
+        log(f"resuming: {manifest['consumed']} input records already committed in {len(manifest['parts'])} parts")
+    staging.mkdir(parents=True, exist_ok=True)
+    if plan.force and output.exists():
+        output.unlink()
+    try:
+        return _run(clf, plan, manifest, progress, log)
+    except KeyboardInterrupt:
+        raise
+    except (InputError, OutputSchemaError):
+        # Stopped on bad input: the corrected input is a different job, so nothing here can be
+        # resumed; clear the way for the corrected command.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _run(clf, plan: LabelJob, manifest: dict, progress, log) -> LabelStats:
+    from framing.io import InputError, PartWriter
+
+    files, output, staging, fmt = plan.files, plan.output, plan.staging, plan.fmt
     saved = manifest["stats"]
     stats = LabelStats(**{**saved, "labels": Counter(saved["labels"])})
     start_seconds = stats.seconds
     t0 = time.time()
+    writer = PartWriter(fmt, [staging / p["name"] for p in manifest["parts"] if p["name"]])
 
     # Events in input order: documents and rejected rows. Their count is the resume position.
     def events():
         errors: list[InputError] = []
-        handler = None if on_error == "fail" else errors.append
-        for doc in iter_documents(files, text_column=text_column, id_column=id_column, input_format_=input_format,
-                                  on_error=handler, root=inputs[0] if len(inputs) == 1 and Path(inputs[0]).is_dir() else None):
+        handler = None if plan.on_error == "fail" else errors.append
+        root = plan.inputs[0] if len(plan.inputs) == 1 and Path(plan.inputs[0]).is_dir() else None
+        for doc in iter_documents(files, text_column=plan.text_column, id_column=plan.id_column,
+                                  input_format_=plan.input_format, on_error=handler, root=root):
             while errors:
                 yield errors.pop(0)
             yield doc
@@ -277,7 +398,7 @@ def run_label_job(clf, inputs: list[str], output: str | Path, *, fmt: str | None
         name, rej_name = f"part-{k:06d}.{fmt}", (f"rejects-{k:06d}.jsonl" if rejected else None)
         if records:
             tmp = staging / f".{name}.tmp"
-            write_part(records, tmp, fmt)
+            writer.write(records, tmp)
             _fsync(tmp)
             os.replace(tmp, staging / name)
         if rejected:
@@ -312,7 +433,8 @@ def run_label_job(clf, inputs: list[str], output: str | Path, *, fmt: str | None
             yield ev
 
     try:
-        for doc, records, last_of_window in label_stream(clf, docs_only(), unit=unit, window=window, stats=stats):
+        for doc, records, last_of_window in label_stream(clf, docs_only(), unit=plan.unit, window=plan.window,
+                                                         stats=stats):
             chunk.extend(records)
             if bar is not None:
                 bar.update(doc.nbytes)
@@ -342,8 +464,8 @@ def run_label_job(clf, inputs: list[str], output: str | Path, *, fmt: str | None
     os.replace(tmp_out, output)
     rej_parts = [staging / p["rejects"] for p in manifest["parts"] if p["rejects"]]
     if rej_parts:
-        join_parts(rej_parts, rejects, "jsonl")
-        log(f"{stats.rejects} rejected input rows written to {rejects}")
+        join_parts(rej_parts, plan.rejects, "jsonl")
+        log(f"{stats.rejects} rejected input rows written to {plan.rejects}")
     stats.seconds = start_seconds + time.time() - t0
     shutil.rmtree(staging)
     return stats

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ class InputError(ValueError):
         self.where = where
         self.reason = message
         self.raw = raw
+
+
+class OutputSchemaError(ValueError):
+    """A record that does not fit the Parquet output's schema (fixed by its first part)."""
 
 
 @dataclass
@@ -89,6 +94,48 @@ def total_bytes(files: list[str]) -> int | None:
     if "-" in files:
         return None
     return sum(os.path.getsize(f) for f in files)
+
+
+def check_input(f: str, *, text_column: str = "text", input_format_: str | None = None, strict: bool = True) -> str:
+    """Check what can be checked about one input before any work starts; returns its format.
+
+    The format must be known; a table (CSV/TSV header, Parquet schema) must have the text column;
+    with ``strict`` (``--on-error fail``), so must the first JSONL record. Stdin is not read.
+    """
+    fmt = input_format(f, input_format_ or ("jsonl" if f == "-" else None))
+    if f == "-":
+        return fmt
+    if fmt in ("csv", "tsv"):
+        with open(f, encoding="utf-8", errors="surrogateescape", newline="") as fh:
+            try:
+                header = next(csv.reader(fh, delimiter="\t" if fmt == "tsv" else ",", strict=True), None)
+            except csv.Error as e:
+                raise InputError(f"{f}:1", f"malformed header ({e})") from e
+        if header is not None and text_column not in header:
+            raise InputError(f"{f}:1", f"no text column {text_column!r} in the header {header}; set --text-column")
+    elif fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(f).names
+        except (OSError, pa.ArrowException) as e:
+            raise InputError(f, f"not a readable Parquet file ({e})") from e
+        if text_column not in names:
+            raise InputError(f"{f}:1", f"no text column {text_column!r} in the schema {names}; set --text-column")
+    elif fmt == "jsonl" and strict:
+        with open(f, "rb") as fh:
+            for n, raw in enumerate(fh, 1):
+                if raw.strip():
+                    try:
+                        rec = json.loads(raw.decode("utf-8"))
+                    except (UnicodeDecodeError, json.JSONDecodeError):
+                        break  # reported with its line when the file is read
+                    if isinstance(rec, dict) and text_column not in rec:
+                        raise InputError(f"{f}:{n}", f"no text column {text_column!r} (found {sorted(rec)}); "
+                                         "set --text-column")
+                    break
+    return fmt
 
 
 def iter_documents(files: list[str], *, text_column: str = "text", id_column: str = "id",
@@ -181,11 +228,13 @@ def _from_record(rec, where, text_column, id_column, nbytes, fail) -> Document |
 
 
 class _LineCounter(io.TextIOBase):
-    """Wraps a text stream, counting the bytes csv has consumed (for progress)."""
+    """Wraps a text stream for csv: counts the bytes consumed (for progress) and keeps the raw lines
+    of the record being read (for messages and the rejects file)."""
 
     def __init__(self, raw):
         self.raw = raw
         self.nbytes = 0
+        self.lines: list[str] = []
 
     def __iter__(self):
         return self
@@ -195,14 +244,50 @@ class _LineCounter(io.TextIOBase):
         if not line:
             raise StopIteration
         self.nbytes += len(line.encode("utf-8", "surrogateescape"))
+        self.lines.append(line)
         return line
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
+def _shape(value: str) -> str:
+    """The character-class shape of an id (``doc-0012`` -> ``a-9``), to tell ids from prose."""
+    return re.sub(r"(.)\1+", r"\1", re.sub(r"[a-z]", "a", re.sub(r"[A-Z]", "A", re.sub(r"[0-9]", "9", value))))
+
+
+def _looks_like_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and not any(c.isspace() for c in value)
+
+
+def _swallowed_row(lines: list[str], row: dict, header: list[str], key: str, delimiter: str) -> int | None:
+    """When a record spans lines, the index of a continuation line that reads as a row of its own.
+
+    A quote opened and never closed (or closed by a stray quote lines later) makes csv read the
+    following rows into one field, silently. Legitimate multi-line fields exist, so a continuation
+    line is suspect only when it has the header's field count and its key field looks like the
+    record's own key (same character shape, e.g. ``b`` and ``c``, or ``doc-12`` and ``doc-13``).
+    """
+    own = row.get(key) or ""
+    if not _looks_like_id(own):
+        return None
+    pos = header.index(key)
+    for k, line in enumerate(lines[1:], 1):
+        fields = next(csv.reader([line], delimiter=delimiter), [])
+        if len(fields) == len(header) and _looks_like_id(fields[pos]) and fields[pos] != own \
+                and _shape(fields[pos]) == _shape(own):
+            return k
+    return None
 
 
 def _iter_csv(f, name, delimiter, text_column, id_column, fail) -> Iterator[Document]:
     raw = sys.stdin if f == "-" else open(f, encoding="utf-8", errors="surrogateescape", newline="")
     try:
         counter = _LineCounter(raw)
-        reader = csv.DictReader(counter, delimiter=delimiter)
+        # strict: a quote left open at the end of the file, or text after a closing quote, is an
+        # error rather than a field that swallows the rows after it.
+        reader = csv.DictReader(counter, delimiter=delimiter, strict=True)
         try:
             header = reader.fieldnames
         except csv.Error as e:
@@ -211,6 +296,8 @@ def _iter_csv(f, name, delimiter, text_column, id_column, fail) -> Iterator[Docu
             return
         if text_column not in header:
             raise InputError(f"{name}:1", f"no text column {text_column!r} in the header {header}; set --text-column")
+        key = id_column if id_column in header else header[0]
+        counter.take()
         last = 0
         while True:
             line_before = reader.line_num
@@ -219,19 +306,33 @@ def _iter_csv(f, name, delimiter, text_column, id_column, fail) -> Iterator[Docu
             except StopIteration:
                 break
             except csv.Error as e:
-                fail(InputError(f"{name}:{reader.line_num}", f"malformed CSV ({e})"))
+                lines = counter.take()
+                span = f"{line_before + 1}" if len(lines) <= 1 else f"{line_before + 1}-{line_before + len(lines)}"
+                hint = " (a quote opened here is never closed)" if "end of data" in str(e) else \
+                    " (a quote inside a quoted field must be doubled: \"\")"
+                last = counter.nbytes
+                fail(InputError(f"{name}:{line_before + 1}", f"malformed CSV on line(s) {span}: {e}{hint}",
+                                _printable("".join(lines))))
                 continue
             where = f"{name}:{line_before + 1}"
+            lines = counter.take()
             nbytes, last = counter.nbytes - last, counter.nbytes
+            raw_text = _printable("".join(lines))
             if None in row or any(v is None for v in row.values()):
-                fail(InputError(where, f"row has {len(row) + len(row.get(None, [])) - (None in row)} fields, "
-                                f"header has {len(header)}", delimiter.join(str(v) for v in row.values())))
+                n = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+                fail(InputError(where, f"row has {n} fields, header has {len(header)}", raw_text))
                 continue
+            if len(lines) > 1:
+                k = _swallowed_row(lines, row, header, key, delimiter)
+                if k is not None:
+                    fail(InputError(where, f"a quoted field runs from line {line_before + 1} to line "
+                                    f"{line_before + len(lines)}, and line {line_before + 1 + k} reads as a row of its "
+                                    f"own: an unclosed or stray quote? (quotes inside a quoted field must be doubled)",
+                                    raw_text))
+                    continue
             bad = [k for k, v in row.items() if isinstance(v, str) and _has_surrogates(v)]
             if bad:
-                fail(InputError(where, f"not valid UTF-8 in column {bad[0]!r}",
-                                delimiter.join(v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                                               for v in row.values())))
+                fail(InputError(where, f"not valid UTF-8 in column {bad[0]!r}", raw_text))
                 continue
             doc = _from_record(row, where, text_column, id_column, nbytes, fail)
             if doc is not None:
@@ -239,6 +340,11 @@ def _iter_csv(f, name, delimiter, text_column, id_column, fail) -> Iterator[Docu
     finally:
         if f != "-":
             raw.close()
+
+
+def _printable(text: str) -> str:
+    """Raw input for a message or the rejects file: undecodable bytes become U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _has_surrogates(s: str) -> bool:
@@ -302,6 +408,71 @@ def write_part(records: list[dict], path: Path, fmt: str) -> None:
         pq.write_table(pa.Table.from_pylist(records), path)
     else:  # pragma: no cover - validated earlier
         raise ValueError(fmt)
+
+
+class PartWriter:
+    """Writes part files; for Parquet, the first part fixes the schema of every later one.
+
+    Parquet needs one schema for the joined file. Column types are inferred from the first part
+    (a column with no value there is typed as string); a later value that does not fit its
+    column is an error naming the column and the record, raised when that part is written, so
+    a job never fails at the final join.
+    """
+
+    def __init__(self, fmt: str, existing: list[Path] = ()):
+        self.fmt = fmt
+        self.schema = None
+        if fmt == "parquet" and existing:
+            import pyarrow.parquet as pq
+
+            self.schema = pq.read_schema(existing[0])
+
+    def write(self, records: list[dict], path: Path) -> None:
+        if self.fmt != "parquet":
+            write_part(records, path, self.fmt)
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.schema is None:
+            table = pa.Table.from_pylist(records)
+            fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+            self.schema = pa.schema(fields)
+            table = table.cast(self.schema)
+        else:
+            table = _table_in_schema(records, self.schema)
+        pq.write_table(table, path)
+
+
+def _table_in_schema(records: list[dict], schema):
+    import pyarrow as pa
+
+    def where(i):
+        r = records[i]
+        return f"record {r.get('doc_id')!r} sentence {r.get('sent_id')}"
+
+    for i, r in enumerate(records):
+        extra = [k for k in r if k not in schema.names]
+        if extra:
+            raise OutputSchemaError(f"parquet output: {where(i)} has column {extra[0]!r}, which the first part of the output "
+                             f"did not have (a Parquet file has one schema); give every input record the same "
+                             f"columns, or write .jsonl or .csv")
+    columns = []
+    for field in schema:
+        values = [r.get(field.name) for r in records]
+        try:
+            columns.append(pa.array(values, type=field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            for i, v in enumerate(values):
+                try:
+                    pa.array([v], type=field.type)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                    raise OutputSchemaError(
+                        f"parquet output: column {field.name!r} is {field.type} (fixed by the first part of the "
+                        f"output), but {where(i)} has {v!r} ({type(v).__name__}); make the input column one type, "
+                        "or write .jsonl or .csv") from None
+            raise
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def join_parts(parts: list[Path], output: Path, fmt: str) -> None:

@@ -107,7 +107,31 @@ class LabelledSentence:
     where: str
 
 
-def iter_labelled(path: str | Path) -> Iterator[LabelledSentence]:
+def labelled_format(path: Path, declared: str | None = None) -> str:
+    """``jsonl``, ``csv`` or ``parquet``: ``declared``, else the extension, else the file's first bytes
+    (``framing label --format X -o NAME`` may write a file whose name has no extension)."""
+    if declared:
+        if declared not in ("jsonl", "csv", "parquet"):
+            raise ValueError(f"--format must be one of ['jsonl', 'csv', 'parquet'], got {declared!r}")
+        return declared
+    suffix = path.suffix.lower()
+    by_suffix = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if first == b"{":
+        return "jsonl"
+    if b"label" in head.split(b"\n", 1)[0]:
+        return "csv"
+    raise ValueError(f"{path}: cannot tell the format (extension {suffix!r}, and the content is not JSONL, CSV "
+                     "with a header or Parquet); pass --format jsonl|csv|parquet")
+
+
+def iter_labelled(path: str | Path, fmt: str | None = None) -> Iterator[LabelledSentence]:
     """Yield the records of a labelled ``.jsonl``, ``.csv`` or ``.parquet`` file one at a time.
 
     Records are validated as they are read, so nothing beyond the current record (or Parquet
@@ -115,6 +139,7 @@ def iter_labelled(path: str | Path) -> Iterator[LabelledSentence]:
 
     Args:
         path: The labelled file written by ``framing label`` (or a conversion of it).
+        fmt: ``jsonl``, ``csv`` or ``parquet``; default: from the extension, else the content.
 
     Yields:
         One :class:`LabelledSentence` per record, in file order.
@@ -128,15 +153,8 @@ def iter_labelled(path: str | Path) -> Iterator[LabelledSentence]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        raw = _read_jsonl(path)
-    elif suffix == ".csv":
-        raw = _read_csv(path)
-    elif suffix in (".parquet", ".pq"):
-        raw = _read_parquet(path)
-    else:
-        raise ValueError(f"{path}: unsupported file type {suffix!r}; expected .jsonl, .csv or .parquet")
+    fmt = labelled_format(path, fmt)
+    raw = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}[fmt](path)
     for where, rec in raw:
         yield _validate(rec, where)
 
@@ -425,6 +443,9 @@ class _Stats:
 
 def _figure(width: float, height: float):
     # A bare Figure on an Agg canvas: no pyplot, no global backend switch, nothing left open.
+    from framing.extras import need
+
+    need("matplotlib", "framing report's plots")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -720,7 +741,7 @@ def _render(path: Path, st: _Stats, top_k: int, max_docs: int) -> str:
 
 
 def build_report(path: str | Path, output: str | Path, *, by: Iterable[str] | str | None = None,
-                 top_k: int = 5, max_docs: int = 30) -> Path:
+                 top_k: int = 5, max_docs: int = 30, fmt: str | None = None) -> Path:
     """Write a self-contained HTML report on a labelled corpus.
 
     The labelled file is streamed once; memory grows with the number of documents and group
@@ -735,6 +756,7 @@ def build_report(path: str | Path, output: str | Path, *, by: Iterable[str] | st
             turns grouping off. Columns whose name contains ``date`` are grouped by month.
         top_k: Most confident examples shown per label (0 for none).
         max_docs: Documents (those with most sentences) in the per-document chart.
+        fmt: The labelled file's format (default: from its extension, else its content).
 
     Returns:
         The path of the written HTML file.
@@ -763,7 +785,7 @@ def build_report(path: str | Path, output: str | Path, *, by: Iterable[str] | st
             raise ValueError(f"cannot group by {reserved}: only pass-through columns can be grouped by")
 
     stats = _Stats(top_k=top_k, by=by)
-    for sentence in iter_labelled(path):
+    for sentence in iter_labelled(path, fmt):
         stats.add(sentence)
     if stats.n == 0:
         raise ValueError(f"{path}: no labelled sentences (the file is empty or has only a header)")

@@ -219,7 +219,7 @@ def test_empty_parquet(tmp_path):
 def test_unsupported_and_missing(tmp_path):
     path = tmp_path / "labelled.txt"
     path.write_text("hello", encoding="utf-8")
-    with pytest.raises(ValueError, match="unsupported file type '.txt'"):
+    with pytest.raises(ValueError, match=r"cannot tell the format \(extension '.txt'"):
         build_report(path, tmp_path / "r.html")
     with pytest.raises(FileNotFoundError):
         build_report(tmp_path / "nope.jsonl", tmp_path / "r.html")
