@@ -3,10 +3,13 @@
 The same job as the local engine, on Ray Data: documents are read as a Ray dataset (JSONL or
 Parquet through Ray's readers, ``.txt`` files as binary files), split into sentences with
 ``flat_map``, and labelled by ``map_batches`` with a callable predictor class, one model per
-worker. Records are the local engine's records, in input order (``preserve_order``). The output
-is streamed to one JSONL/CSV/Parquet file by the driver, or, when OUTPUT has no extension, written
-as a folder of Parquet files by the workers themselves. One difference from the local engine: a
-record without an id gets an empty ``doc_id`` (Ray's readers do not know line numbers).
+worker. Records are the local engine's records, field by field, in input order
+(``preserve_order``). The output is streamed to one JSONL/CSV/Parquet file by the driver, or, when
+OUTPUT has no extension, written as a folder of Parquet files by the workers themselves. Options
+the engine does not implement (``--resume``, ``--on-error skip``, ``--device``, ``--window``,
+``--batch-tokens``) are errors, not ignored. One difference from the local engine: a record
+without an id gets an empty ``doc_id`` (Ray's readers do not know line numbers), where the local
+engine gives its ``file:line``.
 
 Requires ``pip install 'framing[ray]'``.
 """
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from framing.batch import LabelStats, _split
-from framing.io import Document, expand_inputs, join_parts, output_format, write_part
+from framing.io import Document, PartWriter, _txt_id, check_input, expand_inputs, join_parts, output_format
 from framing.io import input_format as _input_format
 from framing.labels import LABELS
 
@@ -48,12 +51,14 @@ class SentencePredictor:
         return batch
 
 
-def _read(files, text_column, id_column, fmt_in):
+def _read(files, text_column, id_column, fmt_in, root=None):
     import ray
 
     if fmt_in == "txt":
         ds = ray.data.read_binary_files(files, include_paths=True)
-        return ds.map(lambda r: {"doc_id": Path(r["path"]).stem, "text": r["bytes"].decode("utf-8"), "_extra": "{}"})
+        ids = {str(Path(f).resolve()): _txt_id(f, root) for f in files}  # Ray may report absolute paths
+        return ds.map(lambda r: {"doc_id": ids.get(str(Path(r["path"]).resolve()), Path(r["path"]).stem),
+                                 "text": r["bytes"].decode("utf-8"), "_extra": "{}"})
     if fmt_in == "jsonl":
         ds = ray.data.read_json(files, lines=True)
     elif fmt_in == "parquet":
@@ -81,7 +86,8 @@ def _read(files, text_column, id_column, fmt_in):
 def run_ray_job(model, inputs: list[str], output: str | Path, *, address: str | None = None, fmt: str | None = None,
                 force: bool = False, unit: str = "document", text_column: str = "text", id_column: str = "id",
                 pattern: str = "**/*.txt", input_format: str | None = None, quantize: bool = False,
-                batch_size: int = 64, num_cpus: int | None = None, concurrency: int | None = None) -> LabelStats:
+                batch_size: int = 64, num_cpus: int | None = None, concurrency: int | None = None,
+                unsupported: list[str] = ()) -> LabelStats:
     """Label ``inputs`` on Ray; returns the run's :class:`~framing.batch.LabelStats`.
 
     Args:
@@ -89,9 +95,17 @@ def run_ray_job(model, inputs: list[str], output: str | Path, *, address: str | 
         address: A running Ray cluster (``ray://host:10001`` or ``auto``); None starts a local one.
         num_cpus: CPUs of the local Ray started when ``address`` is None.
         concurrency: Predictor workers (default and maximum: one per available CPU but one).
+        unsupported: Options the caller was given that this engine does not implement (the CLI
+            passes ``--resume``, ``--on-error skip``, ``--device`` ...); any is an error.
         Other arguments: as for :func:`framing.batch.run_label_job`.
     """
-    import ray
+    if unsupported:
+        raise ValueError(f"--engine ray does not support {', '.join(unsupported)}; run with --engine local "
+                         "(the default) for these")
+    from framing.extras import need
+
+    ray = need("ray", "--engine ray")
+    need("ray.data", "--engine ray")
 
     output = Path(output)
     to_folder = output.suffix == "" and fmt is None
@@ -104,6 +118,9 @@ def run_ray_job(model, inputs: list[str], output: str | Path, *, address: str | 
     if len(formats) != 1:
         raise ValueError(f"--engine ray needs inputs of one format, got {sorted(formats)}")
     fmt_in = formats.pop()
+    for f in files:
+        check_input(f, text_column=text_column, input_format_=input_format)
+    root = inputs[0] if len(inputs) == 1 and Path(inputs[0]).is_dir() else None
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
@@ -113,7 +130,7 @@ def run_ray_job(model, inputs: list[str], output: str | Path, *, address: str | 
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
-        docs = _read(files, text_column, id_column, fmt_in)
+        docs = _read(files, text_column, id_column, fmt_in, root)
 
         def split(r):
             doc = Document(r["doc_id"], r["text"], "", json.loads(r["_extra"]))
@@ -133,13 +150,26 @@ def run_ray_job(model, inputs: list[str], output: str | Path, *, address: str | 
                                      compute=ray.data.ActorPoolStrategy(size=workers))
         stats = LabelStats()
         if to_folder:
-            labelled.write_parquet(str(output))
-            for r in ray.data.read_parquet(str(output)).iter_rows():
-                _count(stats, r)
+            # The workers write the records themselves, in the local engine's layout; the driver
+            # only reads back what it needs for the summary.
+            counter = _Counter.remote()
+            # A task, not an actor pool: the predictors already hold every CPU but the one reading needs.
+            records = labelled.map_batches(_finalize, fn_kwargs={"counter": counter}, batch_format="pandas")
+            records.write_parquet(str(output))
+            for r in ray.data.read_parquet(str(output)).select_columns(["sent_id", "label"]).iter_rows():
+                stats.documents += int(r["sent_id"]) == 0
+                stats.sentences += 1
+                stats.labelled += 1
+                stats.labels[r["label"]] += 1
+            extra = ray.get(counter.get.remote())
+            stats.documents += extra["empty"]
+            stats.empty_documents = extra["empty"]
+            stats.truncated = extra["truncated"]
         else:
             ofmt = output_format(str(output), fmt)
             staging = Path(str(output) + ".ray-parts")
             staging.mkdir(parents=True, exist_ok=True)
+            writer = PartWriter(ofmt)
             parts, buf = [], []
             for batch in labelled.iter_batches(batch_size=4096, batch_format="pandas"):
                 for r in batch.to_dict("records"):
@@ -148,11 +178,11 @@ def run_ray_job(model, inputs: list[str], output: str | Path, *, address: str | 
                         buf.append(rec)
                 if len(buf) >= 4096:
                     parts.append(staging / f"part-{len(parts):06d}.{ofmt}")
-                    write_part(buf, parts[-1], ofmt)
+                    writer.write(buf, parts[-1])
                     buf = []
             if buf or not parts:
                 parts.append(staging / f"part-{len(parts):06d}.{ofmt}")
-                write_part(buf, parts[-1], ofmt)
+                writer.write(buf, parts[-1])
             tmp = output.with_name(f".{output.name}.tmp")
             join_parts(parts, tmp, ofmt)
             tmp.replace(output)
@@ -170,16 +200,66 @@ def _count(stats: LabelStats, r: dict) -> dict | None:
     """Update the run's stats from one output row; return the record in the local engine's layout."""
     if int(r["sent_id"]) == 0 or int(r["sent_id"]) == -1:
         stats.documents += 1
+    stats.truncated += int(r.get("_truncated", 0) or 0)
     if int(r["sent_id"]) == -1:
         stats.empty_documents += 1
         return None
     stats.sentences += 1
     stats.labelled += 1
-    stats.truncated += int(r.get("_truncated", 0) or 0)
     stats.labels[r["label"]] += 1
+    return _record(r)
+
+
+def _record(r: dict) -> dict:
+    """One labelled row in the local engine's record layout (field order, types, pass-through columns)."""
     rec = {"doc_id": r["doc_id"], "sent_id": int(r["sent_id"]), "start": int(r["start"]), "end": int(r["end"]),
            "text": r["text"], "label": r["label"], "confidence": float(r["confidence"]),
            "probs": json.loads(r["probs"]) if isinstance(r["probs"], str) else r["probs"], "model": r["model"]}
     for k, v in json.loads(r["_extra"]).items():
         rec[k if k not in rec else f"input_{k}"] = v
     return rec
+
+
+def _counter_class():
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Counter:
+        def __init__(self):
+            self.counts = {"empty": 0, "truncated": 0}
+
+        def add(self, key: str, n: int) -> None:
+            self.counts[key] += n
+
+        def get(self) -> dict:
+            return dict(self.counts)
+
+    return Counter
+
+
+class _LazyCounter:
+    """``_Counter.remote()`` without importing ray at module import."""
+
+    def remote(self):
+        return _counter_class().remote()
+
+
+_Counter = _LazyCounter()
+
+
+def _finalize(batch, counter):
+    """Labelled rows -> records of the local engine's layout (empty-document rows and internal
+    columns dropped and counted), for output written by the workers."""
+    import pandas as pd
+
+    rows = batch.to_dict("records")
+    empty = sum(int(r["sent_id"]) == -1 for r in rows)
+    truncated = sum(int(r.get("_truncated", 0) or 0) for r in rows)
+    if empty:
+        counter.add.remote("empty", empty)
+    if truncated:
+        counter.add.remote("truncated", truncated)
+    records = [_record(r) for r in rows if int(r["sent_id"]) != -1]
+    columns = list(dict.fromkeys(k for r in records for k in r)) or ["doc_id", "sent_id", "start", "end", "text",
+                                                                    "label", "confidence", "probs", "model"]
+    return pd.DataFrame({c: [r.get(c) for r in records] for c in columns})
