@@ -17,8 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from framing.evaluation import REAL_DEV, evaluate  # noqa: E402
+from framing.evaluation import evaluate  # noqa: E402
 from framing.labels import LABELS  # noqa: E402
+from framing.paths import real_dev_path  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -26,7 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    datas = ["dev", "test", "cross-domain", "world-heldout"] + (["real-dev"] if REAL_DEV.is_file() else [])
+    datas = ["dev", "test", "cross-domain", "world-heldout"] + (["real-dev"] if real_dev_path().is_file() else [])
     report = evaluate(args.models, datas, None, n_boot=200, plots=False, log=lambda *a: None)
     print("| model | " + " | ".join(datas) + " |")
     print("|---|" + "---|" * len(datas))

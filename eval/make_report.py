@@ -18,7 +18,8 @@ import json
 import shutil
 from pathlib import Path
 
-from framing.evaluation import REAL_DEV, cross_domain, evaluate, render_markdown, write_report
+from framing.evaluation import cross_domain, evaluate, render_markdown, write_report
+from framing.paths import real_dev_path
 from framing.training import TrainConfig, data_hash, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ def main(argv=None) -> int:
             train(TrainConfig.from_toml(ROOT / "training" / "configs" / f"{name}.toml"), out,
                   argv=["framing", "train", "--config", f"training/configs/{name}.toml", "-o", f"runs/{name}"])
         models.append(out)
-    datas = ["test", "cross-domain", "world-heldout"] + (["real-dev"] if REAL_DEV.is_file() else [])
+    datas = ["test", "cross-domain", "world-heldout"] + (["real-dev"] if real_dev_path().is_file() else [])
     out_dir = ROOT / "eval" / "report"
     if out_dir.exists():
         shutil.rmtree(out_dir)

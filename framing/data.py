@@ -58,11 +58,10 @@ DEFAULT_NEAR_THRESHOLD = 0.9
 
 
 def seeds_dir() -> Path:
-    """The project's ``seeds/`` folder: ``./seeds`` if it exists, else the one beside the package."""
-    here = Path.cwd() / "seeds"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "seeds"
+    """The project's ``seeds/`` folder (:func:`framing.paths.seeds_dir`)."""
+    from framing.paths import seeds_dir as _seeds_dir
+
+    return _seeds_dir()
 
 
 def normalize_text(text: str) -> str:
@@ -435,6 +434,9 @@ def load_corpus(
     The corpus is validated first (:func:`check_corpus`); any problem raises ``ValueError``
     listing them, so a model is never trained on data that failed the check.
     """
+    from framing.extras import need
+
+    need("datasets", "loading the corpus for training")
     from datasets import Dataset, DatasetDict
 
     corpus_dir = Path(corpus_dir) if corpus_dir else seeds_dir() / "corpus"

@@ -25,7 +25,6 @@ from framing.metrics import classification_report, flatten_report, softmax
 
 NAMED_SPLITS = {"train": "train", "dev": "dev", "test": "test", "cross-domain": "cross_domain",
                 "cross_domain": "cross_domain", "world-heldout": "world_heldout", "world_heldout": "world_heldout"}
-REAL_DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real_dev.jsonl"
 
 
 @dataclass
@@ -70,9 +69,12 @@ def load_eval_data(spec: str) -> EvalData:
         rows = [dict(zip(ds.column_names, vals)) for vals in zip(*(ds[c] for c in ds.column_names))]
         name = spec
     else:
-        path = REAL_DEV if spec in ("real-dev", "real_dev") else Path(spec)
+        from framing.paths import real_dev_path
+
+        path = real_dev_path() if spec in ("real-dev", "real_dev") else Path(spec)
         if spec in ("real-dev", "real_dev") and not path.is_file():
-            raise FileNotFoundError(f"real-dev data not found at {path} (expected ../shared beside the checkout)")
+            raise FileNotFoundError(f"real-dev data not found at {path} (expected ../shared beside the checkout, "
+                                    "or set FRAMING_REAL_DEV)")
         rows = read_labelled(path)
         name = "real-dev" if spec in ("real-dev", "real_dev") else path.stem
     if not rows:
@@ -276,7 +278,9 @@ def render_markdown(report: dict, images: dict | None = None) -> str:
 
 
 def _plots(report: dict, out: Path) -> dict:
-    import matplotlib
+    from framing.extras import need
+
+    matplotlib = need("matplotlib", "framing eval's plots")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -335,6 +339,9 @@ def cross_domain(cfg, output_dir: str | Path, domains: list[str] | None = None, 
     """
     import dataclasses
 
+    from framing.extras import need
+
+    need("datasets", "cross-domain training")
     from datasets import DatasetDict, concatenate_datasets
 
     from framing.data import load_corpus

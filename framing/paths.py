@@ -56,3 +56,43 @@ def model_content_hash(path: str | Path) -> str:
             while block := fh.read(1 << 22):
                 h.update(block)
     return h.hexdigest()
+
+
+# ------------------------------------------------------------------ the project's data (checkout only)
+#
+# Labelling needs nothing but the package. Training and evaluation read the corpus (``seeds/``)
+# and the real-text dev set (``../shared/data/real_dev.jsonl``), which exist in a source checkout;
+# these functions are the one place that knows that layout, and environment variables override it.
+
+
+def checkout_root() -> Path | None:
+    """The source checkout framing runs from, or None when it is installed (e.g. from a wheel)."""
+    root = _PACKAGE.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "seeds").is_dir() else None
+
+
+def project_path(path: str | Path) -> Path:
+    """A path from a config: absolute as given; relative to the checkout (else the working directory)."""
+    path = Path(path)
+    return path if path.is_absolute() else (checkout_root() or Path.cwd()) / path
+
+
+def seeds_dir() -> Path:
+    """The corpus folder: ``$FRAMING_SEEDS``, else ``./seeds``, else the checkout's ``seeds/``."""
+    import os
+
+    if os.environ.get("FRAMING_SEEDS"):
+        return Path(os.environ["FRAMING_SEEDS"])
+    here = Path.cwd() / "seeds"
+    if here.is_dir() or checkout_root() is None:
+        return here
+    return checkout_root() / "seeds"
+
+
+def real_dev_path() -> Path:
+    """The real-text dev set: ``$FRAMING_REAL_DEV``, else ``../shared/data/real_dev.jsonl`` beside the checkout."""
+    import os
+
+    if os.environ.get("FRAMING_REAL_DEV"):
+        return Path(os.environ["FRAMING_REAL_DEV"])
+    return project_path("../shared/data/real_dev.jsonl")

@@ -31,8 +31,11 @@ from framing.calibration import fit_temperature, reliability
 from framing.labels import ID2LABEL, LABEL2ID, LABELS
 from framing.metrics import classification_report, format_report, softmax
 from framing.model import Classifier, EmbeddingBackend, TfidfBackend, TransformerBackend, _resolve_device
+from framing.paths import project_path, real_dev_path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REAL_DEV = "../shared/data/real_dev.jsonl"
+"""Relative to the checkout; ``$FRAMING_REAL_DEV`` overrides it (:func:`framing.paths.real_dev_path`)."""
+
 
 
 @dataclass
@@ -54,7 +57,7 @@ class TrainConfig:
     splits: str = ""
     """Split manifest (empty: ``seeds/splits.json``)."""
     train_splits: list = field(default_factory=lambda: ["train"])
-    real_dev: str = "../shared/data/real_dev.jsonl"
+    real_dev: str = DEFAULT_REAL_DEV
     """Extra labelled JSONL evaluated after training (relative to the repo root); skipped if absent."""
     watch: list = field(default_factory=list)
     """Labelled JSONL files whose macro-F1 is logged after every epoch (never used for model selection)."""
@@ -319,6 +322,9 @@ def build_transformer(cfg: TrainConfig, encoder_dir: Path):
         encoder_dir, num_labels=len(LABELS), id2label=ID2LABEL, label2id=LABEL2ID, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
     if cfg.lora:
+        from framing.extras import need
+
+        need("peft", "LoRA training")
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
@@ -621,7 +627,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
     else:
         watch = {}
         for w in cfg.watch:
-            path = Path(w) if Path(w).is_absolute() else REPO_ROOT / w
+            path = project_path(w)
             rows = read_labelled(path)
             watch[path.stem] = ([r["text"] for r in rows], [r["label"] for r in rows])
         if cfg.model == "pooled":
@@ -644,7 +650,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
 
     sets = {s: (list(ds[s]["text"]), list(ds[s]["label"])) for s in ("dev", "test", "cross_domain", "world_heldout")
             if s in ds and len(ds[s])}
-    real_dev = Path(cfg.real_dev) if Path(cfg.real_dev).is_absolute() else REPO_ROOT / cfg.real_dev
+    real_dev = real_dev_path() if cfg.real_dev == DEFAULT_REAL_DEV else project_path(cfg.real_dev)
     if cfg.real_dev and real_dev.is_file():
         rows = read_labelled(real_dev)
         sets["real_dev"] = ([r["text"] for r in rows], [r["label"] for r in rows])
