@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
+
 from framing.io import (Document, InputError, expand_inputs, iter_documents, join_parts, output_format,
                         total_bytes, write_part)
 from framing.labels import LABELS
@@ -101,12 +103,14 @@ def label_stream(clf, docs: Iterable[Document], *, unit: str = "document", windo
                  cache_size: int = 100_000, stats: LabelStats | None = None) -> Iterator[tuple[Document, list[dict], bool]]:
     """Label documents; yield ``(document, records, last_of_window)`` in input order.
 
-    The model runs once per window; ``last_of_window`` marks the last document of one. When it
-    is yielded, no document after it has been read from ``docs`` yet, which is what makes
-    window boundaries safe commit points.
+    The model runs once per window; ``last_of_window`` marks the last document of one. With an
+    in-process classifier, no document after it has been read from ``docs`` when it is yielded.
+    With a :class:`WorkerPool` (anything with ``submit``), up to ``2 x workers`` windows are read
+    ahead so that every worker stays busy; records still come out in input order, and
+    :func:`run_label_job` tracks each document's input position itself, so commits stay exact.
 
     Args:
-        clf: A :class:`framing.Classifier`.
+        clf: A :class:`framing.Classifier` or a :class:`WorkerPool`.
         docs: Documents, e.g. from :func:`framing.io.iter_documents`.
         unit: ``document`` (split into sentences) or ``sentence`` (each text is one sentence).
         window: Sentences gathered before the model runs; bounds memory and the sort window.
@@ -117,28 +121,41 @@ def label_stream(clf, docs: Iterable[Document], *, unit: str = "document", windo
         raise ValueError(f"unit must be 'document' or 'sentence', got {unit!r}")
     stats = stats if stats is not None else LabelStats()
     cache = _LRU(cache_size)
-    pending: list[tuple[Document, list[tuple[int, int]]]] = []
-    n_pending = 0
 
-    def flush():
-        # First-seen order, not a set: a set's order follows per-process string hashing, and the
-        # order decides the batches.
+    def windows():
+        pending: list[tuple[Document, list[tuple[int, int]]]] = []
+        n_pending = 0
+        for doc in docs:
+            spans = _split(doc, unit)
+            pending.append((doc, spans))
+            n_pending += len(spans)
+            if n_pending >= window:
+                yield pending
+                pending, n_pending = [], 0
+        if pending:
+            yield pending
+
+    def todo_of(pending):
+        # First-seen order (a set's order would follow per-process string hashing); the order no
+        # longer changes any number (one-length batches), but it keeps runs reproducible to the byte.
         texts = dict.fromkeys(doc.text[s:e] for doc, spans in pending for s, e in spans)
-        todo = [t for t in texts if cache.get_(t) is None]
-        if todo:
-            before = getattr(clf.backend, "truncated", 0)
-            probs = clf.predict_proba(todo)
-            stats.truncated += getattr(clf.backend, "truncated", 0) - before
-            stats.labelled += len(todo)
-            for t, p in zip(todo, probs):
-                cache.put(t, p)
+        return [t for t in texts if cache.get_(t) is None]
+
+    def emit(pending, todo, probs, truncated):
+        stats.truncated += truncated
+        stats.labelled += len(todo)
+        window_probs = dict(zip(todo, probs))
+        for t, p in window_probs.items():
+            cache.put(t, p)
         for n, (doc, spans) in enumerate(pending, 1):
             records = []
             for k, (s, e) in enumerate(spans):
                 text = doc.text[s:e]
-                p = cache.get_(text)
-                if p is None:  # evicted within this window (cache smaller than a window): label again
-                    p = clf.predict_proba([text])[0]
+                p = window_probs.get(text)
+                if p is None:
+                    p = cache.get_(text)
+                if p is None:  # evicted before use (cache smaller than a window): label again
+                    p = _predict(clf, [text])[0][0]
                     stats.labelled += 1
                 i = int(p.argmax())
                 rec = {"doc_id": doc.doc_id, "sent_id": k, "start": s, "end": e, "text": text, "label": LABELS[i],
@@ -153,15 +170,111 @@ def label_stream(clf, docs: Iterable[Document], *, unit: str = "document", windo
             stats.empty_documents += not spans
             yield doc, records, n == len(pending)
 
-    for doc in docs:
-        spans = _split(doc, unit)
-        pending.append((doc, spans))
-        n_pending += len(spans)
-        if n_pending >= window:
-            yield from flush()
-            pending, n_pending = [], 0
-    if pending:
-        yield from flush()
+    if not hasattr(clf, "submit"):
+        for pending in windows():
+            todo = todo_of(pending)
+            probs, truncated = _predict(clf, todo) if todo else (np.zeros((0, len(LABELS))), 0)
+            yield from emit(pending, todo, probs, truncated)
+        return
+
+    from collections import deque
+
+    inflight: deque = deque()
+    ahead = 2 * clf.workers
+    source = windows()
+    exhausted = False
+    while True:
+        while not exhausted and len(inflight) < ahead:
+            pending = next(source, None)
+            if pending is None:
+                exhausted = True
+                break
+            todo = todo_of(pending)
+            inflight.append((pending, todo, clf.submit(todo) if todo else None))
+        if not inflight:
+            return
+        pending, todo, future = inflight.popleft()
+        probs, truncated = future.result() if future is not None else (np.zeros((0, len(LABELS))), 0)
+        yield from emit(pending, todo, probs, truncated)
+
+
+def _predict(clf, texts: list[str]):
+    """Probabilities and the number of sentences the model truncated."""
+    if hasattr(clf, "submit"):
+        return clf.submit(texts).result()
+    before = getattr(clf.backend, "truncated", 0)
+    probs = clf.predict_proba(texts)
+    return probs, getattr(clf.backend, "truncated", 0) - before
+
+
+# ------------------------------------------------------------------------------- worker processes
+
+_WORKER_CLF = None
+
+
+def _init_worker(model, device, batch_size, max_batch_tokens, quantize, threads):
+    import torch
+
+    from framing.model import Classifier
+
+    global _WORKER_CLF
+    torch.set_num_threads(threads)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    _WORKER_CLF = Classifier.load(model, device=device, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
+                                  quantize=quantize)
+
+
+def _worker_predict(texts):
+    return _predict(_WORKER_CLF, texts)
+
+
+class WorkerPool:
+    """``--workers N``: N processes, each with its own copy of the model and its share of the CPU
+    threads, labelling whole windows. Used in place of a Classifier by :func:`label_stream`.
+
+    The processes are started with ``spawn`` (forking a process that has run torch can deadlock).
+    Labels equal a single process's: a sentence's numbers do not depend on which window or
+    process labels it (one-length batches, per-row int8 scales).
+    """
+
+    def __init__(self, model, workers: int, *, device: str = "cpu", batch_size: int = 64,
+                 max_batch_tokens: int | None = None, quantize: bool = False, threads: int | None = None):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from framing.model import model_fingerprint
+
+        if not (isinstance(workers, int) and workers >= 1):
+            raise ValueError(f"--workers must be a positive integer, got {workers!r}")
+        if device == "cuda":
+            raise ValueError("--workers runs CPU processes; on a GPU use one process (--workers 1) and larger batches")
+        import torch
+
+        self.workers = workers
+        self.threads = threads or max(1, torch.get_num_threads() // workers)
+        self._fingerprint = model_fingerprint(model, device="cpu", quantize=quantize)
+        self.name = self._fingerprint["name"]
+        self.backend = None
+        self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                         initargs=(str(model) if model is not None else None, "cpu", batch_size,
+                                                   max_batch_tokens, quantize, self.threads))
+        # Load the model in every worker now, so that a broken model fails here, not mid-job.
+        list(self._pool.map(_worker_predict, [[] for _ in range(workers)]))
+
+    def fingerprint(self) -> dict:
+        return dict(self._fingerprint)
+
+    def submit(self, texts: list[str]):
+        return self._pool.submit(_worker_predict, texts)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ------------------------------------------------------------------------------- the job
@@ -408,6 +521,7 @@ def _run(clf, plan: LabelJob, manifest: dict, progress, log) -> LabelStats:
                     f.write(json.dumps({"where": err.where, "reason": err.reason, "raw": err.raw}, ensure_ascii=False) + "\n")
             _fsync(tmp)
             os.replace(tmp, staging / rej_name)
+        stats.rejects += len(rejected)
         manifest["parts"].append({"name": name if records else None, "rejects": rej_name, "records": len(records)})
         manifest["consumed"] = consumed
         stats.seconds = start_seconds + time.time() - t0
@@ -417,33 +531,39 @@ def _run(clf, plan: LabelJob, manifest: dict, progress, log) -> LabelStats:
         _fsync(tmp)
         os.replace(tmp, staging / "manifest.json")  # the commit point of this chunk
 
+    # Each document remembers its input position and the rejected rows just before it, so that a
+    # window's commit is exact even when windows are read ahead (--workers).
     consumed = skip
-    chunk: list[dict] = []
-    rejected: list[InputError] = []
+    marks: dict[int, tuple[int, list[InputError]]] = {}
+    pending_rejects: list[InputError] = []
 
     def docs_only():
         nonlocal consumed
         for ev in stream:
-            if isinstance(ev, InputError):
-                rejected.append(ev)
-                stats.rejects += 1
-                consumed += 1
-                continue
             consumed += 1
+            if isinstance(ev, InputError):
+                pending_rejects.append(ev)
+                continue
+            marks[id(ev)] = (consumed, pending_rejects[:])
+            pending_rejects.clear()
             yield ev
 
+    chunk: list[dict] = []
+    rejected: list[InputError] = []
     try:
         for doc, records, last_of_window in label_stream(clf, docs_only(), unit=plan.unit, window=plan.window,
                                                          stats=stats):
+            position, before = marks.pop(id(doc))
             chunk.extend(records)
+            rejected.extend(before)
             if bar is not None:
                 bar.update(doc.nbytes)
                 rate = stats.sentences / max(start_seconds + time.time() - t0, 1e-9)
                 bar.set_postfix(sentences=stats.sentences, rate=f"{rate:.0f}/s", refresh=False)
             if last_of_window:
-                # Nothing after this document has been read: `consumed` is exact.
-                committed(chunk, rejected, consumed)
+                committed(chunk, rejected, position)
                 chunk, rejected = [], []
+        rejected.extend(pending_rejects)
         if rejected or not manifest["parts"]:
             committed(chunk, rejected, consumed)  # trailing rejected rows (or an empty input)
     except KeyboardInterrupt:

@@ -60,10 +60,15 @@ def _label(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, unsupported=_ray_unsupported(args))
         print(stats.summary(), file=sys.stderr)
         return 0
+    if not (isinstance(args.workers, int) and args.workers >= 1):
+        raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    if args.workers > 1 and args.device == "cuda":
+        raise ValueError("--workers runs CPU processes; on a GPU use one process and larger --batch-tokens")
+    device = "cpu" if args.workers > 1 else args.device
     # Everything that can be checked without the model is checked before it loads.
     if args.output:
         plan = plan_label_job(args.inputs, args.output,
-                              model_fingerprint(args.model, device=args.device, quantize=args.quantize),
+                              model_fingerprint(args.model, device=device, quantize=args.quantize),
                               fmt=args.format, resume=args.resume, force=args.force, on_error=args.on_error,
                               rejects=args.rejects, unit=args.unit, text_column=args.text_column,
                               id_column=args.id_column, pattern=args.glob, input_format=args.input_format,
@@ -73,28 +78,39 @@ def _label(args: argparse.Namespace) -> int:
         for f in files:
             check_input(f, text_column=args.text_column, input_format_=args.input_format)
     t0 = time.time()
-    clf = Classifier.load(args.model, device=args.device, batch_size=args.batch_size,
-                          max_batch_tokens=args.batch_tokens, quantize=args.quantize)
+    if args.workers > 1:
+        from framing.batch import WorkerPool
+
+        clf = WorkerPool(args.model, args.workers, device=device, batch_size=args.batch_size,
+                         max_batch_tokens=args.batch_tokens, quantize=args.quantize)
+    else:
+        clf = Classifier.load(args.model, device=device, batch_size=args.batch_size,
+                              max_batch_tokens=args.batch_tokens, quantize=args.quantize)
     load_seconds = time.time() - t0
-    if args.output:
-        stats = run_label_job(clf, plan, progress=False if args.quiet else None)
-        stats.load_seconds = load_seconds
-        print(stats.summary() + f"\noutput: {args.output}", file=sys.stderr)
+    try:
+        if args.output:
+            stats = run_label_job(clf, plan, progress=False if args.quiet else None)
+            stats.load_seconds = load_seconds
+            print(stats.summary() + f"\noutput: {args.output}", file=sys.stderr)
+            return 0
+        stats = LabelStats(load_seconds=load_seconds)
+        docs = iter_documents(files, text_column=args.text_column, id_column=args.id_column,
+                              input_format_=args.input_format)
+        t0 = time.time()
+        print_table(rec for _, recs, _ in label_stream(clf, docs, unit=args.unit, window=args.window, stats=stats)
+                    for rec in recs)
+        stats.seconds = time.time() - t0
+        print(stats.summary(), file=sys.stderr)
         return 0
-    stats = LabelStats(load_seconds=load_seconds)
-    docs = iter_documents(files, text_column=args.text_column, id_column=args.id_column,
-                          input_format_=args.input_format)
-    t0 = time.time()
-    print_table(rec for _, recs, _ in label_stream(clf, docs, unit=args.unit, window=args.window, stats=stats)
-                for rec in recs)
-    stats.seconds = time.time() - t0
-    print(stats.summary(), file=sys.stderr)
-    return 0
+    finally:
+        if args.workers > 1:
+            clf.close()
 
 
 def _ray_unsupported(args: argparse.Namespace) -> list[str]:
     """Options the Ray engine does not implement, when set to anything but their default."""
-    flags = [("--resume", args.resume), ("--on-error skip", args.on_error != "fail"), ("--rejects", args.rejects),
+    flags = [("--workers", args.workers != 1), ("--resume", args.resume), ("--on-error skip", args.on_error != "fail"),
+             ("--rejects", args.rejects),
              ("--device", args.device != "auto"), ("--window", args.window != 2048),
              ("--batch-tokens", args.batch_tokens is not None)]
     return [flag for flag, on in flags if on]
@@ -225,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "8192 on CUDA); lower it to use less memory")
     lab.add_argument("--window", type=int, default=2048,
                      help="sentences read, deduplicated and labelled together; one output commit each")
+    lab.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="processes, each with its own copy of the model and a share of the CPU threads, "
+                          "labelling whole windows; output and --resume are unchanged")
     lab.add_argument("--quiet", action="store_true", help="no progress bar (default: a bar when stderr is a terminal)")
     lab.add_argument("--engine", choices=("local", "ray"), default="local", help="run locally or on a Ray cluster")
     lab.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")

@@ -124,6 +124,8 @@ class InterruptAfter:
     def __init__(self, clf, n):
         self.clf, self.n = clf, n
         self.calls = 0
+        if hasattr(clf, "submit"):  # a WorkerPool
+            self.submit = self._submit
 
     def __getattr__(self, name):
         return getattr(self.clf, name)
@@ -133,6 +135,12 @@ class InterruptAfter:
         if self.calls == self.n:
             raise KeyboardInterrupt
         return self.clf.predict_proba(texts)
+
+    def _submit(self, texts):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        return self.clf.submit(texts)
 
 
 @pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "int8"])
@@ -150,6 +158,33 @@ def test_resume_at_any_window_gives_the_uninterrupted_output(model_dir, tmp_path
         again = Classifier.load(model_dir, device="cpu", quantize=quantize, batch_size=3)
         run_label_job(again, [str(inp)], out, window=16, resume=True, progress=False, log=quiet)
         assert out.read_bytes() == ref.read_bytes(), stop
+
+
+@pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "int8"])
+def test_workers_give_the_single_process_output_and_resume(model_dir, tmp_path, quantize):
+    from framing.batch import WorkerPool
+
+    inp = write_docs(tmp_path / "in.jsonl", 80)
+    lines = open(inp).read().splitlines()
+    lines[33] = "{bad json"
+    inp.write_text("\n".join(lines) + "\n")
+    ref = tmp_path / "ref.jsonl"
+    run_label_job(Classifier.load(model_dir, device="cpu", quantize=quantize), [str(inp)], ref, window=16,
+                  on_error="skip", progress=False, log=quiet)
+    with WorkerPool(str(model_dir), 2, quantize=quantize) as pool:
+        out = tmp_path / "out.jsonl"
+        stats = run_label_job(pool, [str(inp)], out, window=16, on_error="skip", progress=False, log=quiet)
+        assert out.read_bytes() == ref.read_bytes() and stats.rejects == 1
+        assert read(tmp_path / "out.jsonl.rejects.jsonl") == read(tmp_path / "ref.jsonl.rejects.jsonl")
+        # interrupted with windows in flight, then resumed by another pool: still the same bytes
+        out2 = tmp_path / "out2.jsonl"
+        with pytest.raises(KeyboardInterrupt):
+            run_label_job(InterruptAfter(pool, 4), [str(inp)], out2, window=16, on_error="skip", progress=False,
+                          log=quiet)
+    with WorkerPool(str(model_dir), 2, quantize=quantize) as pool:
+        run_label_job(pool, [str(inp)], out2, window=16, on_error="skip", resume=True, progress=False, log=quiet)
+    assert out2.read_bytes() == ref.read_bytes()
+    assert read(tmp_path / "out2.jsonl.rejects.jsonl") == read(tmp_path / "ref.jsonl.rejects.jsonl")
 
 
 # ---------------------------------------------------------------------------- no stuck jobs
