@@ -320,6 +320,8 @@ class LabelJob:
     pattern: str
     input_format: str | None
     window: int
+    finished: bool = False
+    """The run had completed (output in place) but was killed before removing its staging folder."""
 
 
 def plan_label_job(inputs: list[str], output: str | Path, model: dict, *, fmt: str | None = None,
@@ -368,6 +370,11 @@ def plan_label_job(inputs: list[str], output: str | Path, model: dict, *, fmt: s
     job = {"inputs": _fingerprint(files), "format": fmt, "unit": unit, "text_column": text_column,
            "id_column": id_column, "model": model, "pattern": pattern, "input_format": input_format}
     if output.exists() and not force:
+        saved = _read_manifest(staging) if staging.exists() else None
+        if resume and saved is not None and saved.get("complete") and saved["job"] == job:
+            # Killed after the output was in place but before the staging folder was removed.
+            return LabelJob(list(inputs), files, output, fmt, staging, rejects, job, saved, force, on_error, unit,
+                            text_column, id_column, pattern, input_format, window, finished=True)
         raise FileExistsError(f"{output} exists; pass --force to overwrite it")
     manifest = None
     if staging.exists() and not force:
@@ -441,6 +448,11 @@ def _execute(clf, plan: LabelJob, progress, log) -> LabelStats:
     from framing.io import InputError, OutputSchemaError
 
     output, staging, fmt = plan.output, plan.staging, plan.fmt
+    if plan.finished:
+        log(f"{output}: the run had finished; removing its leftover {staging}")
+        shutil.rmtree(staging)
+        saved = plan.manifest["stats"]
+        return LabelStats(**{**saved, "labels": Counter(saved["labels"])})
     if plan.job["model"] != clf.fingerprint():
         raise ValueError(f"the job was planned for model {plan.job['model']} but the classifier is {clf.fingerprint()}")
     if staging.exists() and plan.manifest is None:
@@ -575,18 +587,31 @@ def _run(clf, plan: LabelJob, manifest: dict, progress, log) -> LabelStats:
     if bar is not None:
         bar.close()
 
+    # Finish: join into temporary files, mark the manifest complete, then move both into place.
+    # A kill at any point leaves either a resumable staging folder or a complete output.
     parts = [staging / p["name"] for p in manifest["parts"] if p["name"]]
     tmp_out = output.with_name(f".{output.name}.tmp")
     if parts:
         join_parts(parts, tmp_out, fmt)
     else:
         write_part([], tmp_out, fmt) if fmt != "parquet" else _empty_parquet(tmp_out)
-    os.replace(tmp_out, output)
+    _fsync(tmp_out)
     rej_parts = [staging / p["rejects"] for p in manifest["parts"] if p["rejects"]]
+    tmp_rej = plan.rejects.with_name(f".{plan.rejects.name}.tmp")
     if rej_parts:
-        join_parts(rej_parts, plan.rejects, "jsonl")
-        log(f"{stats.rejects} rejected input rows written to {plan.rejects}")
+        join_parts(rej_parts, tmp_rej, "jsonl")
+        _fsync(tmp_rej)
     stats.seconds = start_seconds + time.time() - t0
+    manifest["stats"] = stats.to_dict()
+    manifest["complete"] = True
+    tmp = staging / ".manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest))
+    _fsync(tmp)
+    os.replace(tmp, staging / "manifest.json")
+    if rej_parts:
+        os.replace(tmp_rej, plan.rejects)
+        log(f"{stats.rejects} rejected input rows written to {plan.rejects}")
+    os.replace(tmp_out, output)
     shutil.rmtree(staging)
     return stats
 

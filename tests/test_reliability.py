@@ -422,3 +422,32 @@ def test_user_errors_of_any_type_are_one_line(tmp_path, capsys):
     assert main(["report", str(bad), "-o", str(tmp_path / "r.html")]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"framing: error: {bad}") and err.count("\n") == 1
+
+
+def test_kill_between_output_and_cleanup_resumes_to_done(model_dir, tmp_path, monkeypatch):
+    """A kill after the output is in place but before the staging folder is removed."""
+    import shutil
+
+    import framing.batch
+
+    inp = write_docs(tmp_path / "in.jsonl", 30)
+    lines = open(inp).read().splitlines()
+    lines[5] = "{bad"
+    inp.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.jsonl"
+    clf = Classifier.load(model_dir, device="cpu")
+
+    def killed(path, *a, **k):
+        raise KeyboardInterrupt
+
+    import types
+
+    monkeypatch.setattr(framing.batch, "shutil", types.SimpleNamespace(rmtree=killed))
+    with pytest.raises(KeyboardInterrupt):
+        run_label_job(clf, [str(inp)], out, window=8, on_error="skip", progress=False, log=quiet)
+    monkeypatch.setattr(framing.batch, "shutil", shutil)
+    assert out.exists() and (tmp_path / "out.jsonl.partial").exists()
+    ref = out.read_bytes()
+    assert len(read(tmp_path / "out.jsonl.rejects.jsonl")) == 1
+    stats = run_label_job(clf, [str(inp)], out, window=8, on_error="skip", resume=True, progress=False, log=quiet)
+    assert not (tmp_path / "out.jsonl.partial").exists() and out.read_bytes() == ref and stats.rejects == 1
