@@ -1,22 +1,30 @@
-"""Throughput and memory of `framing label` against a plain transformers pipeline.
+"""Throughput, memory and int8 accuracy of `framing label` for both shipped models, against a plain pipeline.
 
-    .venv/bin/python bench/label_throughput.py [--n 20000] [--model models/default] [--million 1000000]
+    .venv/bin/python bench/label_throughput.py [--n 6000] [--n-accurate 1500] [--million 1000000]
 
-In one run, on the same N realistic sentences (corpus sentences, each used with a few different
-lead-ins so that all N are distinct: no duplicate is labelled for free):
+**Sentences of real length.** Corpus sentences (team-written) are drawn so that their token-length
+distribution matches real text: the lengths of `../shared/data/real_dev.jsonl` (131 real news and
+official sentences; only their lengths are read) are binned in 4-token bins, and corpus sentences,
+with lead-ins ("According to officials, ...") or joined in pairs ("...; ...") to reach the long
+bins, are sampled bin by bin until the bench set has the same histogram. Every sentence is
+distinct, so no duplicate is labelled for free. The printed mean must be at least 34 tokens.
+
+In one run, for `fast` and `accurate`:
 
 1. `framing label --unit sentence --quantize` end to end (process start, model load, reading,
-   labelling, writing JSONL) — sentences/s and peak RSS;
-2. the same without `--quantize` (fp32);
-3. `transformers.pipeline("text-classification", batch_size=32)` over `framing export` of the same
-   model, in its own process — sentences/s and peak RSS;
-4. model-only int8 speed of torch dynamic quantisation vs ONNX Runtime dynamic quantisation
-   (if onnxruntime and onnx are installed), which decided what `--quantize` uses;
-5. macro-F1 on ../shared/data/real_dev.jsonl with and without `--quantize`.
+   labelling, writing JSONL): sentences/s and peak RSS; also with `--workers 2`;
+2. the same in fp32;
+3. a plain pipeline over `framing export` of the same model, in its own process:
+   `transformers.pipeline("feature-extraction", batch_size=32)` (the exported encoder), then mean
+   pooling and the exported head in numpy: what a user without framing would write;
+4. macro-F1 in fp32 and int8 on the held-out splits (cross-domain, world-heldout) and real_dev;
+5. with `--engines`, model-only int8 speed of torch (framing's per-row int8) against ONNX Runtime
+   dynamic int8 and CTranslate2 int8, where installed (`pip install onnx onnxruntime ctranslate2`);
+6. with CUDA, fp16 figures on the GPU.
 
-`--million N` also streams N generated sentences through `framing label - --quantize` from
-stdin and prints peak RSS (to show memory does not grow with the corpus). The generator repeats
-a pool of distinct sentences (`--unique`), so the run also exercises the duplicate cache.
+`--million N` streams N generated sentences through `framing label - --quantize` from stdin for
+each model and prints peak RSS (memory must not grow with the corpus); the generator cycles
+through `--unique` distinct sentences, so the run also exercises the duplicate cache.
 
 Prints figures; asserts nothing. Machines are noisy: compare ratios within one run.
 """
@@ -26,7 +34,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,11 +44,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LEADS = ["", "Separately, ", "Meanwhile, ", "On Monday, ", "In a statement, ", "Earlier, ", "According to officials, "]
+sys.path.insert(0, str(ROOT))
+
+LEADS = ["Separately, ", "Meanwhile, ", "On Monday, ", "In a statement, ", "Earlier, ", "According to officials, ",
+         "In its response, ", "Later that week, "]
 
 # Peak RSS is read from /proc/self/status (VmHWM), not getrusage: on Linux a child's ru_maxrss
 # starts from its parent's at fork and survives exec, so a child forked by a bench process that has
-# already loaded models would report the parent's peak (1.1 GB here) instead of its own.
+# already loaded models would report the parent's peak instead of its own.
 PEAK_RSS = """
 def peak_rss_kb():
     for line in open("/proc/self/status"):
@@ -53,23 +66,45 @@ import runpy, sys
 sys.argv = sys.argv[1:]
 try:
     runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
-except SystemExit:
-    pass
-finally:
-    print("PEAK_RSS_KB", peak_rss_kb(), file=sys.stderr)
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+import resource
+print("PEAK_RSS_KB", peak_rss_kb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(code)
 """
 
 PIPELINE_SCRIPT = PEAK_RSS + """
 import json, sys, time
+import numpy as np
+from safetensors.numpy import load_file
 from transformers import pipeline
 model_dir, path = sys.argv[1], sys.argv[2]
 texts = [json.loads(l)["text"] for l in open(path)]
 t0 = time.time()
-pipe = pipeline("text-classification", model=model_dir, batch_size=32, device=-1)
-out = [r["label"] for r in pipe(texts, truncation=True)]
+pipe = pipeline("feature-extraction", model=model_dir, batch_size=32, device=-1)
+head = load_file(model_dir + "/head.safetensors")
+labels = json.load(open(model_dir + "/head.json"))["labels"]
+out = []
+for tokens in pipe(texts, truncation=True, max_length=128):
+    logits = np.asarray(tokens[0]).mean(0) @ head["weight"].T + head["bias"]
+    out.append(labels[int(logits.argmax())])
 dt = time.time() - t0
 print(json.dumps({"seconds": dt, "n": len(out), "peak_rss_kb": peak_rss_kb()}))
 """
+
+
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from framing.encoder import resolve_encoder
+
+    return AutoTokenizer.from_pretrained(resolve_encoder("all-MiniLM-L6-v2"))
+
+
+def n_tokens(tok, texts: list[str]) -> list[int]:
+    return [len(x) - 2 for x in tok(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]]
 
 
 def corpus_sentences() -> list[str]:
@@ -79,175 +114,266 @@ def corpus_sentences() -> list[str]:
     return texts
 
 
-def realistic(n: int, seed: int = 0) -> list[str]:
-    """N distinct sentences: corpus sentences, each with a few different lead-ins."""
-    base = corpus_sentences()
+def real_lengths(tok) -> list[int] | None:
+    from framing.paths import real_dev_path
+
+    path = real_dev_path()
+    if not path.is_file():
+        return None
+    return n_tokens(tok, [json.loads(l)["text"] for l in open(path, encoding="utf-8") if l.strip()])
+
+
+def _lower_first(s: str) -> str:
+    return s[0].lower() + s[1:] if s[:2].isalpha() and not s[:2].isupper() else s
+
+
+def realistic(n: int, tok, seed: int = 0) -> tuple[list[str], dict]:
+    """N distinct corpus-made sentences whose token-length histogram matches real_dev's (4-token bins)."""
     rng = random.Random(seed)
+    base = corpus_sentences()
+    target = real_lengths(tok)
+    if target is None:  # no ../shared: a fixed real-news-like profile (mean ~36 tokens)
+        target = [int(rng.gauss(36, 13)) for _ in range(500)]
+    target = [max(4, t) for t in target]
+    bins = [min(t // 4, 31) for t in target]
+    want = {b: bins.count(b) / len(bins) for b in set(bins)}
+    # candidates: plain, with a lead-in, and joined pairs for the long tail
+    cands = base + [rng.choice(LEADS) + _lower_first(s) for s in base] + \
+        [a.rstrip(".") + "; " + _lower_first(b) for a, b in zip(rng.sample(base, len(base)), rng.sample(base, len(base)))]
+    by_bin: dict[int, list[str]] = {}
+    for t, k in zip(cands, n_tokens(tok, cands)):
+        by_bin.setdefault(min(max(4, k) // 4, 31), []).append(t)
     out, seen = [], set()
-    while len(out) < n:
-        s = rng.choice(base)
-        lead = rng.choice(LEADS)
-        t = lead + (s[0].lower() + s[1:] if lead and s[:2].isalpha() and not s[:2].isupper() else s)
-        if t not in seen:
-            seen.add(t)
-            out.append(t)
-    return out
+    for b, share in sorted(want.items()):
+        pool = by_bin.get(b) or by_bin[min(by_bin, key=lambda x: abs(x - b))]
+        rng.shuffle(pool)
+        for t in pool[: max(1, round(share * n))]:
+            if t not in seen:
+                seen.add(t)
+                out.append(t)
+    rng.shuffle(out)
+    out = out[:n]
+    lengths = sorted(n_tokens(tok, out))
+    q = lambda p: lengths[int(p * (len(lengths) - 1))]  # noqa: E731
+    t_sorted = sorted(target)
+    qt = lambda p: t_sorted[int(p * (len(t_sorted) - 1))]  # noqa: E731
+    info = {"n": len(out), "mean": statistics.mean(lengths), "p10": q(0.1), "median": q(0.5), "p90": q(0.9),
+            "real_mean": statistics.mean(target), "real_p10": qt(0.1), "real_median": qt(0.5), "real_p90": qt(0.9)}
+    return out, info
 
 
-def run_framing(inp: Path, out: Path, model: str, quantize: bool, extra=()) -> dict:
+def write_jsonl(path: Path, texts: list[str]) -> Path:
+    with open(path, "w", encoding="utf-8") as f:
+        for i, t in enumerate(texts):
+            f.write(json.dumps({"id": f"s{i}", "text": t}) + "\n")
+    return path
+
+
+def run_framing(inp: Path, out: Path, model: str, quantize: bool, extra=(), device="cpu") -> dict:
     cmd = [sys.executable, "-c", RSS_WRAPPER, "framing", "label", str(inp), "-o", str(out), "--model", model,
-           "--unit", "sentence", "--device", "cpu", "--force", "--quiet", *extra] + (["--quantize"] if quantize else [])
+           "--unit", "sentence", "--device", device, "--force", "--quiet", *extra] + (["--quantize"] if quantize else [])
     t0 = time.time()
     res = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.time() - t0
     if res.returncode != 0:
         raise SystemExit(res.stderr[-2000:])
-    rss = int(res.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
+    rss, child = map(int, res.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[:2])
     n = sum(1 for _ in open(out))
-    return {"seconds": dt, "n": n, "rate": n / dt, "peak_rss_mb": rss / 1024}
+    workers = int(extra[list(extra).index("--workers") + 1]) if "--workers" in extra else 0
+    # with --workers: the main process plus each worker (each worker's peak <= the largest child's)
+    return {"seconds": dt, "n": n, "rate": n / dt, "peak_rss_mb": (rss + workers * child) / 1024}
 
 
-def model_only_int8(model: str, texts: list[str], batch_size: int = 32, repeats: int = 3) -> dict:
-    """Model-only sentences/s of torch int8 and ONNX Runtime int8 on the same sorted batches.
+def run_pipeline(model: str, inp: Path, d: Path) -> dict:
+    hf = d / f"export-{model}"
+    subprocess.run([sys.executable, "-m", "framing", "export", model, "-o", str(hf)], check=True, capture_output=True)
+    res = subprocess.run([sys.executable, "-c", PIPELINE_SCRIPT, str(hf), str(inp)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(res.stderr[-2000:])
+    p = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"seconds": p["seconds"], "n": p["n"], "rate": p["n"] / p["seconds"], "peak_rss_mb": p["peak_rss_kb"] / 1024}
 
-    The two engines alternate ``repeats`` times and the median of each is reported, so a noisy
-    neighbour slows both rather than one.
-    """
-    import statistics
 
+def int8_accuracy(model: str) -> dict:
+    """Macro-F1 in fp32 and int8 on the held-out splits and real_dev."""
+    from framing import Classifier
+    from framing.evaluation import load_eval_data
+    from framing.metrics import classification_report
+    from framing.paths import real_dev_path
+
+    datas = ["cross-domain", "world-heldout"] + (["real-dev"] if real_dev_path().is_file() else [])
+    out = {}
+    for q in (False, True):
+        clf = Classifier.load(model, device="cpu", quantize=q)
+        for spec in datas:
+            data = load_eval_data(spec)
+            rep = classification_report(data.labels, clf.predict(data.texts))
+            out.setdefault(spec, {})["int8" if q else "fp32"] = rep["macro_f1"]
+    return out
+
+
+def model_only_engines(model: str, texts: list[str], repeats: int = 3) -> dict:
+    """Model-only sentences/s of int8 engines on the same batches (one token length per batch)."""
     import numpy as np
     import torch
 
     from framing import Classifier
+    from framing.model import length_batches
 
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    clf = Classifier.load(model, device="cpu", quantize=True, batch_size=batch_size)
-    encoded = [clf.backend.encode([texts[i] for i in order[lo:lo + batch_size]])
-               for lo in range(0, len(order), batch_size)]
+    clf = Classifier.load(model, device="cpu", quantize=True)
+    ids = clf.backend.token_ids(texts)
+    batches = [[ids[i] for i in b] for b in length_batches([len(x) for x in ids], 64, 1024)]
+    encoded = [clf.backend.tokenizer.pad({"input_ids": b}, return_tensors="pt") for b in batches]
 
     def run_torch():
         t0 = time.perf_counter()
         with torch.inference_mode():
             for enc in encoded:
-                clf.backend.model(**enc)
+                clf.backend.model.encoder(**enc)
         return len(texts) / (time.perf_counter() - t0)
 
-    engines = {"torch_int8": run_torch}
-    try:
-        import onnxruntime as ort
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError:
-        ort = None
-    if ort is not None:
-        fp32 = Classifier.load(model, device="cpu")
-        enc0 = encoded[0]
-        with tempfile.TemporaryDirectory() as d:
-            torch.onnx.export(fp32.backend.model, (enc0["input_ids"], enc0["attention_mask"]), f"{d}/m.onnx",
-                              input_names=["input_ids", "attention_mask"], output_names=["logits"],
+    engines, notes = {"torch per-row int8 (framing)": run_torch}, {}
+    fp32 = Classifier.load(model, device="cpu")
+    encoder = fp32.backend.model.encoder.eval()
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            import onnxruntime as ort
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            enc0 = encoded[len(encoded) // 2]
+            torch.onnx.export(encoder, (enc0["input_ids"], enc0["attention_mask"]), f"{d}/m.onnx",
+                              input_names=["input_ids", "attention_mask"], output_names=["hidden"],
                               dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}},
                               opset_version=17, dynamo=False)
             quantize_dynamic(f"{d}/m.onnx", f"{d}/q.onnx", weight_type=QuantType.QInt8)
-            sess = ort.InferenceSession(f"{d}/q.onnx", providers=["CPUExecutionProvider"])
-        feeds = [{"input_ids": e["input_ids"].numpy().astype(np.int64),
-                  "attention_mask": e["attention_mask"].numpy().astype(np.int64)} for e in encoded]
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            sess = ort.InferenceSession(f"{d}/q.onnx", opts, providers=["CPUExecutionProvider"])
+            feeds = [{"input_ids": e["input_ids"].numpy().astype(np.int64),
+                      "attention_mask": e["attention_mask"].numpy().astype(np.int64)} for e in encoded]
 
-        def run_ort():
-            t0 = time.perf_counter()
-            for feed in feeds:
-                sess.run(None, feed)
-            return len(texts) / (time.perf_counter() - t0)
+            def run_ort():
+                t0 = time.perf_counter()
+                for feed in feeds:
+                    sess.run(None, feed)
+                return len(texts) / (time.perf_counter() - t0)
 
-        engines["onnxruntime_int8"] = run_ort
-    rates = {k: [] for k in engines}
-    for _ in range(repeats):
-        for name, fn in engines.items():
-            rates[name].append(fn())
-    res = {f"{k}_rate": statistics.median(v) for k, v in rates.items()}
-    if ort is None:
-        res["onnxruntime"] = "not installed (pip install onnxruntime onnx to measure it)"
-    return res
+            engines["onnxruntime dynamic int8 (per-tensor scales)"] = run_ort
+        except Exception as e:  # not installed, or the export failed: say so
+            notes["onnxruntime"] = f"{type(e).__name__}: {str(e)[:160]}"
+        try:
+            import ctranslate2
+            from ctranslate2.converters import TransformersConverter
+
+            src = Path(d) / "hf"
+            encoder.save_pretrained(src)
+            fp32.backend.tokenizer.save_pretrained(src)
+            TransformersConverter(str(src)).convert(f"{d}/ct2", quantization="int8")
+            ct = ctranslate2.Encoder(f"{d}/ct2", device="cpu", compute_type="int8",
+                                     intra_threads=torch.get_num_threads())
+            tok_batches = [[fp32.backend.tokenizer.convert_ids_to_tokens(x) for x in b] for b in batches]
+
+            def run_ct2():
+                t0 = time.perf_counter()
+                for b in tok_batches:
+                    ct.forward_batch(b)
+                return len(texts) / (time.perf_counter() - t0)
+
+            engines["ctranslate2 int8"] = run_ct2
+        except Exception as e:
+            notes["ctranslate2"] = f"{type(e).__name__}: {str(e)[:160]}"
+        rates = {k: [] for k in engines}
+        for _ in range(repeats):
+            for name, fn in engines.items():
+                rates[name].append(fn())
+    return {"rates": {k: statistics.median(v) for k, v in rates.items()}, "notes": notes}
 
 
-def real_dev_f1(model: str) -> dict | None:
-    path = ROOT.parent / "shared" / "data" / "real_dev.jsonl"
-    if not path.exists():
-        return None
-    from framing import Classifier
-    from framing.metrics import classification_report
-
-    rows = [json.loads(l) for l in open(path)]
-    out = {}
-    for q in (False, True):
-        clf = Classifier.load(model, device="cpu", quantize=q)
-        rep = classification_report([r["label"] for r in rows], clf.predict([r["text"] for r in rows]))
-        out["int8" if q else "fp32"] = rep["macro_f1"]
-    return out
-
-
-def million(model: str, n: int, unique: int, out_dir: Path) -> dict:
-    pool = realistic(unique, seed=1)
-    cmd = [sys.executable, "-c", RSS_WRAPPER, "framing", "label", "-", "-o", str(out_dir / "million.jsonl"),
-           "--model", model, "--unit", "sentence", "--device", "cpu", "--force", "--quiet", "--quantize"]
+def million(model: str, n: int, unique: list[str], out_dir: Path) -> dict:
+    out = out_dir / f"million-{model}.jsonl"
+    cmd = [sys.executable, "-c", RSS_WRAPPER, "framing", "label", "-", "-o", str(out), "--model", model,
+           "--unit", "sentence", "--device", "cpu", "--force", "--quiet", "--quantize"]
     t0 = time.time()
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for i in range(n):
-        proc.stdin.write(json.dumps({"id": i, "text": pool[i % unique]}) + "\n")
+        proc.stdin.write(json.dumps({"id": i, "text": unique[i % len(unique)]}) + "\n")
     proc.stdin.close()
     err = proc.stderr.read()
     proc.wait()
-    rows = sum(1 for _ in open(out_dir / "million.jsonl"))
+    rows = sum(1 for _ in open(out))
+    out.unlink()
     rss = int(err.rsplit("PEAK_RSS_KB", 1)[1].split()[0])
-    return {"n": n, "unique": unique, "rows": rows, "seconds": time.time() - t0, "peak_rss_mb": rss / 1024}
+    return {"n": n, "unique": len(unique), "rows": rows, "seconds": time.time() - t0, "peak_rss_mb": rss / 1024}
+
+
+def line(name: str, r: dict) -> str:
+    return f"  {name:<34} {r['rate']:8.1f} sentences/s  ({r['seconds']:6.1f} s)  peak RSS {r['peak_rss_mb']:5.0f} MB"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=20000)
-    ap.add_argument("--model", default=str(ROOT / "models" / "default"))
-    ap.add_argument("--million", type=int, default=0, help="also stream this many generated sentences")
-    ap.add_argument("--unique", type=int, default=20000, help="distinct sentences in the --million stream")
-    ap.add_argument("--skip-fp32", action="store_true")
+    ap.add_argument("--n", type=int, default=6000, help="sentences for the fast model")
+    ap.add_argument("--n-accurate", type=int, default=1500, help="sentences for the accurate model")
+    ap.add_argument("--models", nargs="+", default=["fast", "accurate"])
+    ap.add_argument("--million", type=int, default=0, help="also stream this many generated sentences per model")
+    ap.add_argument("--unique", type=int, default=5000, help="distinct sentences in the --million stream")
+    ap.add_argument("--engines", action="store_true", help="also compare int8 engines model-only")
+    ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
 
-    print(f"machine: {os.cpu_count()} CPUs; model {args.model}")
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    print(f"machine: {os.cpu_count()} CPUs ({cpu}, torch capability {torch.backends.cpu.get_cpu_capability()}), "
+          f"torch {torch.__version__}, CUDA: {torch.cuda.is_available()}")
+    tok = tokenizer()
+    results: dict = {"machine": {"cpus": os.cpu_count(), "cuda": torch.cuda.is_available()}, "models": {}}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        texts = realistic(args.n)
-        inp = d / "sentences.jsonl"
-        with open(inp, "w") as f:
-            for i, t in enumerate(texts):
-                f.write(json.dumps({"id": f"s{i}", "text": t}) + "\n")
-        print(f"{len(texts)} distinct sentences, mean {sum(map(len, texts)) / len(texts):.0f} characters")
-
-        q = run_framing(inp, d / "q.jsonl", args.model, quantize=True)
-        print(f"framing label --quantize : {q['rate']:7.1f} sentences/s  ({q['seconds']:.1f} s)  peak RSS {q['peak_rss_mb']:.0f} MB")
-        if not args.skip_fp32:
-            f32 = run_framing(inp, d / "f.jsonl", args.model, quantize=False)
-            print(f"framing label (fp32)     : {f32['rate']:7.1f} sentences/s  ({f32['seconds']:.1f} s)  peak RSS {f32['peak_rss_mb']:.0f} MB")
-
-        subprocess.run([sys.executable, "-m", "framing", "export", args.model, "-o", str(d / "hf")], check=True,
-                       capture_output=True)
-        res = subprocess.run([sys.executable, "-c", PIPELINE_SCRIPT, str(d / "hf"), str(inp)], capture_output=True, text=True)
-        if res.returncode != 0:
-            raise SystemExit(res.stderr[-2000:])
-        p = json.loads(res.stdout.strip().splitlines()[-1])
-        rate_p = p["n"] / p["seconds"]
-        print(f"transformers.pipeline    : {rate_p:7.1f} sentences/s  ({p['seconds']:.1f} s, after import)  "
-              f"peak RSS {p['peak_rss_kb'] / 1024:.0f} MB")
-        print(f"ratio framing --quantize / pipeline: {q['rate'] / rate_p:.2f}x (framing's time includes process start "
-              "and model load; the pipeline's does not include its imports)")
-
-        sample = texts[:4000]
-        m = model_only_int8(args.model, sample)
-        print("model-only int8 on 4,000 sentences, batch 32, median of 3: " + ", ".join(
-            f"{k} {v:.1f}/s" if isinstance(v, float) else f"{k}: {v}" for k, v in m.items()))
-        f1 = real_dev_f1(args.model)
-        if f1:
-            print(f"real_dev macro-F1: fp32 {f1['fp32']:.3f}, int8 {f1['int8']:.3f} (change {f1['int8'] - f1['fp32']:+.3f})")
-        if args.million:
-            r = million(args.model, args.million, args.unique, d)
-            print(f"{r['n']} sentences from a generator via stdin ({r['unique']} distinct): {r['rows']} rows in "
-                  f"{r['seconds']:.0f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+        texts, info = realistic(max(args.n, args.n_accurate), tok)
+        results["sentences"] = info
+        print(f"{info['n']} distinct sentences, MiniLM tokens: mean {info['mean']:.1f}, p10 {info['p10']}, median "
+              f"{info['median']}, p90 {info['p90']} (real_dev: mean {info['real_mean']:.1f}, p10 {info['real_p10']}, "
+              f"median {info['real_median']}, p90 {info['real_p90']})")
+        for model in args.models:
+            n = args.n if model != "accurate" else args.n_accurate
+            inp = write_jsonl(d / f"in-{model}.jsonl", texts[:n])
+            r = {"int8": run_framing(inp, d / "q.jsonl", model, True),
+                 "int8_workers2": run_framing(inp, d / "q2.jsonl", model, True, ["--workers", "2"]),
+                 "fp32": run_framing(inp, d / "f.jsonl", model, False),
+                 "pipeline": run_pipeline(model, inp, d)}
+            if torch.cuda.is_available():
+                r["cuda_fp16"] = run_framing(inp, d / "g.jsonl", model, False, device="cuda")
+            print(f"{model} ({n} sentences):")
+            for k, name in [("int8", "framing label --quantize"), ("int8_workers2", "  ... --workers 2"),
+                            ("fp32", "framing label (fp32)"), ("pipeline", "plain pipeline (fp32)"),
+                            ("cuda_fp16", "framing label --device cuda (fp16)")]:
+                if k in r:
+                    print(line(name, r[k]))
+            print(f"  ratio int8 / pipeline {r['int8']['rate'] / r['pipeline']['rate']:.2f}x, fp32 / pipeline "
+                  f"{r['fp32']['rate'] / r['pipeline']['rate']:.2f}x, 2 workers / 1 {r['int8_workers2']['rate'] / r['int8']['rate']:.2f}x "
+                  "(framing's times include process start and model load; the pipeline's include the model load, "
+                  "not its imports)")
+            if not args.skip_accuracy:
+                acc = int8_accuracy(model)
+                r["accuracy"] = acc
+                print("  macro-F1 fp32 -> int8: " + ", ".join(
+                    f"{k} {v['fp32']:.3f} -> {v['int8']:.3f} ({v['int8'] - v['fp32']:+.3f})" for k, v in acc.items()))
+            if args.engines:
+                eng = model_only_engines(model, texts[: min(n, 1500)])
+                r["engines"] = eng
+                print("  model-only int8, median of 3: " + ", ".join(f"{k} {v:.1f}/s" for k, v in eng["rates"].items()))
+                for k, v in eng["notes"].items():
+                    print(f"    {k}: not measured ({v})")
+            if args.million:
+                m = million(model, args.million, texts[: args.unique], d)
+                r["million"] = m
+                print(f"  {m['n']} sentences via stdin ({m['unique']} distinct): {m['rows']} rows in {m['seconds']:.0f} s, "
+                      f"peak RSS {m['peak_rss_mb']:.0f} MB")
+            results["models"][model] = r
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

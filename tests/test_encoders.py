@@ -289,3 +289,26 @@ def test_distillation_follows_the_teacher(tiny_registered):
                          AutoTokenizer.from_pretrained(folder), log=lambda *_: None, teacher=teacher)
     pred = Classifier(backend).predict([t for t, _ in TRAIN])
     assert pred == [LABELS[(LABELS.index(l) + 1) % 4] for _, l in TRAIN]
+
+
+def test_pooled_export_runs_in_a_feature_extraction_pipeline(tmp_path, tiny_registered):
+    """The exported encoder + head give the model's probabilities with plain transformers."""
+    from safetensors.numpy import load_file
+    from transformers import pipeline
+
+    from framing.export import export
+    from framing.metrics import softmax
+
+    spec, _ = tiny_registered
+    cfg = TrainConfig(model="pooled", encoder=spec.name, epochs=2, real_dev="", batch_size=4,
+                      lora_targets=list(spec.lora_targets))
+    train(cfg, tmp_path / "m", argv=["framing"], log=lambda *_: None, corpus=_corpus(1))
+    clf = Classifier.load(tmp_path / "m", device="cpu")
+    clf.temperature = 1.7
+    out = export(clf, tmp_path / "hf")
+    assert {"model.safetensors", "head.safetensors", "head.json", "README.md"} <= {p.name for p in out.iterdir()}
+    fe = pipeline("feature-extraction", model=str(out), device=-1)
+    head = load_file(str(out / "head.safetensors"))
+    texts = [t for t, _ in TRAIN]
+    logits = np.stack([np.asarray(fe(t)[0]).mean(0) @ head["weight"].T + head["bias"] for t in texts])
+    np.testing.assert_allclose(softmax(logits), clf.predict_proba(texts), atol=1e-4)
