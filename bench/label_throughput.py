@@ -241,7 +241,15 @@ def model_only_engines(model: str, texts: list[str], repeats: int = 3) -> dict:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             enc0 = encoded[len(encoded) // 2]
-            torch.onnx.export(encoder, (enc0["input_ids"], enc0["attention_mask"]), f"{d}/m.onnx",
+            class Hidden(torch.nn.Module):  # a plain (ids, mask) -> hidden signature for the tracer
+                def __init__(self, m):
+                    super().__init__()
+                    self.m = m
+
+                def forward(self, input_ids, attention_mask):
+                    return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+            torch.onnx.export(Hidden(encoder), (enc0["input_ids"], enc0["attention_mask"]), f"{d}/m.onnx",
                               input_names=["input_ids", "attention_mask"], output_names=["hidden"],
                               dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}},
                               opset_version=17, dynamo=False)
