@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from collections import Counter, OrderedDict
@@ -218,6 +219,9 @@ def _init_worker(model, device, batch_size, max_batch_tokens, quantize, threads)
     from framing.model import Classifier
 
     global _WORKER_CLF
+    # Ctrl-C is the main process's to handle: it stops the pool and says how to resume; workers
+    # printing their own KeyboardInterrupt tracebacks would bury that line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     _WORKER_CLF = Classifier.load(model, device=device, batch_size=batch_size, max_batch_tokens=max_batch_tokens,

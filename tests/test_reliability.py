@@ -250,17 +250,18 @@ def test_resume_refuses_a_different_model_of_the_same_name(model_dir, tmp_path):
     assert plan.job["model"]["precision"] == "int8"
 
 
-def test_ctrl_c_exits_130_with_one_line_and_resume_completes(model_dir, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_exits_130_with_one_line_and_resume_completes(model_dir, tmp_path, workers):
     inp = write_docs(tmp_path / "in.jsonl", 3000)
     out = tmp_path / "out.jsonl"
     cmd = [sys.executable, "-m", "framing", "label", str(inp), "--model", str(model_dir), "--device", "cpu",
-           "--window", "32", "--quiet", "-o", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--window", "32", "--quiet", "-o", str(out), "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     manifest = tmp_path / "out.jsonl.partial" / "manifest.json"
     deadline = time.time() + 300
     while time.time() < deadline and not manifest.exists():
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: the whole process group, workers included
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "--resume" in err
