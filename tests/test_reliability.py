@@ -35,14 +35,15 @@ def model_dir(tiny_model, tmp_path_factory):
     return Classifier(TransformerBackend(model.eval(), tok), name="tiny").save(tmp_path_factory.mktemp("m") / "model")
 
 
-def write_docs(path, n, seed=0):
-    """Documents of 1-4 sentences of varied length (so batches mix lengths)."""
+def write_docs(path, n, seed=0, bad=None):
+    """Documents of 1-4 sentences of varied length (so batches mix lengths); line ``bad`` (0-based)
+    is malformed JSON when given."""
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
             sents = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 14))).capitalize() + "."
                      for _ in range(rng.randint(1, 4))]
-            f.write(json.dumps({"id": f"d{i}", "text": " ".join(sents), "n": i}) + "\n")
+            f.write(("{bad json" if i == bad else json.dumps({"id": f"d{i}", "text": " ".join(sents), "n": i})) + "\n")
     return path
 
 
@@ -164,10 +165,7 @@ def test_resume_at_any_window_gives_the_uninterrupted_output(model_dir, tmp_path
 def test_workers_give_the_single_process_output_and_resume(model_dir, tmp_path, quantize):
     from framing.batch import WorkerPool
 
-    inp = write_docs(tmp_path / "in.jsonl", 80)
-    lines = open(inp).read().splitlines()
-    lines[33] = "{bad json"
-    inp.write_text("\n".join(lines) + "\n")
+    inp = write_docs(tmp_path / "in.jsonl", 80, bad=33)
     ref = tmp_path / "ref.jsonl"
     run_label_job(Classifier.load(model_dir, device="cpu", quantize=quantize), [str(inp)], ref, window=16,
                   on_error="skip", progress=False, log=quiet)
@@ -218,10 +216,8 @@ def test_bad_input_is_refused_before_anything_is_written(model_dir, tmp_path):
 
 
 def test_a_run_that_stops_on_a_bad_row_does_not_block_the_corrected_run(model_dir, tmp_path):
-    inp = write_docs(tmp_path / "in.jsonl", 80)
+    inp = write_docs(tmp_path / "in.jsonl", 80, bad=70)
     lines = open(inp).read().splitlines()
-    lines[70] = "{not json"
-    inp.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out.jsonl"
     clf = Classifier.load(model_dir, device="cpu")
     with pytest.raises(InputError, match=rf"{inp}:71: malformed JSON"):
@@ -431,10 +427,7 @@ def test_kill_between_output_and_cleanup_resumes_to_done(model_dir, tmp_path, mo
 
     import framing.batch
 
-    inp = write_docs(tmp_path / "in.jsonl", 30)
-    lines = open(inp).read().splitlines()
-    lines[5] = "{bad"
-    inp.write_text("\n".join(lines) + "\n")
+    inp = write_docs(tmp_path / "in.jsonl", 30, bad=5)
     out = tmp_path / "out.jsonl"
     clf = Classifier.load(model_dir, device="cpu")
 
