@@ -152,7 +152,7 @@ def run_ray_job(model, inputs: list[str], output: str | Path, *, address: str | 
         if to_folder:
             # The workers write the records themselves, in the local engine's layout; the driver
             # only reads back what it needs for the summary.
-            counter = _Counter.remote()
+            counter = _counter_class().remote()
             # A task, not an actor pool: the predictors already hold every CPU but the one reading needs.
             records = labelled.map_batches(_finalize, fn_kwargs={"counter": counter}, batch_format="pandas")
             records.write_parquet(str(output))
@@ -235,16 +235,6 @@ def _counter_class():
             return dict(self.counts)
 
     return Counter
-
-
-class _LazyCounter:
-    """``_Counter.remote()`` without importing ray at module import."""
-
-    def remote(self):
-        return _counter_class().remote()
-
-
-_Counter = _LazyCounter()
 
 
 def _finalize(batch, counter):
