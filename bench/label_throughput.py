@@ -269,6 +269,19 @@ def model_only_engines(model: str, texts: list[str], repeats: int = 3) -> dict:
                 return len(texts) / (time.perf_counter() - t0)
 
             engines["onnxruntime dynamic int8 (per-tensor scales)"] = run_ort
+
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import onnx_rows
+
+            onnx_rows.export_int8(fp32.backend.model, f"{d}/rows.onnx")
+            rows_sess = onnx_rows.session(f"{d}/rows.onnx")
+
+            def run_ort_rows():
+                t0 = time.perf_counter()
+                onnx_rows.run_logits(rows_sess, batches)
+                return len(texts) / (time.perf_counter() - t0)
+
+            engines["onnxruntime per-row int8 (bench/onnx_rows.py)"] = run_ort_rows
         except Exception as e:  # not installed, or the export failed: say so
             notes["onnxruntime"] = f"{type(e).__name__}: {str(e)[:160]}"
         try:
