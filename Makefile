@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-slow check install clean
+.PHONY: demo test test-slow check install browser clean
 
 # torch is installed first and pinned: `pip install torch==2.13.0` takes the CPU build;
 # an unpinned torch would pull a multi-GB CUDA build.
@@ -24,7 +24,18 @@ demo: $(STAMP)
 check: $(STAMP)
 	$(BIN)/framing data check
 
-test: $(STAMP)
+# The `framing annotate` test drives a real headless Chromium: Debian's chromium + chromium-driver,
+# installed here when missing and apt-get can (root); otherwise that one test skips, saying why.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium + chromium-driver (Debian) for the browser test"; \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	  (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) || \
+	  echo "note: could not install chromium; the browser test will skip"; \
+	else echo "note: no chromium/chromedriver; the browser test will skip (apt-get install chromium chromium-driver)"; fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -31,8 +31,18 @@ def _data_check(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from framing.training import TrainConfig, train
 
+    if args.require_better and not args.baseline:
+        raise ValueError("--require-better needs --baseline MODEL")
     cfg = TrainConfig.from_toml(args.config, args.set)
-    train(cfg, args.output, argv=["framing"] + sys.argv[1:] if args.argv is None else args.argv)
+    _, metrics = train(cfg, args.output, argv=["framing"] + sys.argv[1:] if args.argv is None else args.argv,
+                       baseline=args.baseline, gate_on=args.gate_on, tolerance=args.tolerance)
+    result = metrics.get("baseline_comparison")
+    if args.require_better and not result["passed"]:
+        pr = result["primary"]
+        print(f"framing: gate failed: macro-F1 on {' + '.join(pr['sets'])} is {pr['new']:.4f}, below the baseline's "
+              f"{pr['baseline']:.4f} (tolerance {args.tolerance}); the model was written to {args.output} "
+              "but should not replace the baseline", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -154,6 +164,74 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _review(args: argparse.Namespace) -> int:
+    from framing.report import iter_labelled
+    from framing.review import build_queue, other_model, write_queue
+
+    second = None
+    if args.strategy == "disagreement":
+        from framing.model import Classifier
+
+        first = next(iter_labelled(args.labelled, args.format), None)
+        name = args.second_model or other_model(first.model if first else None)
+        clf = Classifier.load(name, device=args.device, quantize=args.quantize)
+        second = clf.predict_proba
+        print(f"second model: {clf.name} ({name})", file=sys.stderr)
+    queue, stats = build_queue(iter_labelled(args.labelled, args.format), n=args.n, strategy=args.strategy,
+                               second=second, per_doc=args.per_doc, max_similarity=args.max_similarity,
+                               context=args.context)
+    write_queue(queue, args.output)
+    labels = {}
+    for item in queue:
+        labels[item["label"]] = labels.get(item["label"], 0) + 1
+    extra = f", {stats['disagreements']} disagreements" if "disagreements" in stats else ""
+    print(f"{stats['queued']} of {stats['sentences']} sentences queued ({args.strategy}{extra}; "
+          f"{len({i['doc_id'] for i in queue})} documents; by label: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(labels.items())) + f") -> {args.output}")
+    return 0
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from framing.annotate import open_store, serve
+
+    store = open_store(args.queue, args.output, args.annotator, domain=args.domain, register=args.register)
+    server = serve(store, host=args.host, port=args.port)
+    host, port = server.server_address[:2]
+    st = store.state()
+    print(f"annotating {args.queue}: {st['done']} labelled, {st['skipped']} skipped of {st['total']}; "
+          f"decisions go to {args.output}", file=sys.stderr)
+    print(f"open http://{host}:{port}/ (keys 1-4 label, u undo, s skip; Ctrl-C stops)", flush=True)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(f"http://{host}:{port}/")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from framing.audit import audit, corpus_records
+
+    records = corpus_records(args.paths or None, splits=args.splits)
+    flagged, summary = audit(records, features=args.features, encoder=args.encoder, folds=args.folds,
+                             seed=args.seed, log=lambda m: print(m, file=sys.stderr))
+    with open(args.output, "w", encoding="utf-8") as f:
+        for row in flagged:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"{summary['flagged']} of {summary['records']} sentences flagged as likely label errors "
+          f"(out-of-fold macro-F1 {summary['oof_macro_f1']:.3f}); all in {args.output}")
+    print("given -> suggested: " + ", ".join(f"{k} {v}" for k, v in summary["pairs"].items()))
+    for row in flagged[: args.show]:
+        text = row["text"] if len(row["text"]) <= 110 else row["text"][:107] + "..."
+        print(f"{row['rank']:>4}  {row['score']:.3f}  {row['given']:>13} -> {row['suggested']:<13} {row['where']}\n      {text}")
+    return 0
+
+
 class _HelpFormatter(argparse.HelpFormatter):
     """Appends ``(default: X)`` to an option's help unless the help already says what the default is."""
 
@@ -203,6 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config key, e.g. --set epochs=3 (repeatable; default: none)")
     tr.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the model to (required)")
+    tr.add_argument("--baseline", default=None, metavar="MODEL",
+                    help="after training, compare with this model (name or folder) on test, the held-out splits "
+                    "and real_dev, with paired tests; written to DIR/baseline_comparison.md (default: no comparison)")
+    tr.add_argument("--require-better", action="store_true",
+                    help="exit 3 unless the new model's macro-F1 on the gate sets is at least the baseline's "
+                    "(a CI gate; needs --baseline)")
+    tr.add_argument("--gate-on", nargs="+", default=None, metavar="SET",
+                    help="sets pooled for the gate's primary metric (default: test cross_domain world_heldout)")
+    tr.add_argument("--tolerance", type=float, default=0.0,
+                    help="how far below the baseline's primary metric the new model may be and still pass")
     tr.set_defaults(func=_train, argv=None)
 
     lab = add(
@@ -286,6 +374,57 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("model", metavar="MODEL", help="a shipped model's name or a model folder")
     ex.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write (required)")
     ex.set_defaults(func=_export)
+
+    rv = add("review", help="choose the labelled sentences most worth a human look",
+             description="Read the output of framing label and write a queue of the sentences to check first "
+             "(for framing annotate): low margin between the top two labels, disagreement with a second model, "
+             "or uncertain sentences taken from each label in turn; at most --per-doc per document, no near-copies.")
+    rv.add_argument("labelled", metavar="LABELLED", help="output of framing label (.jsonl, .csv or .parquet)")
+    rv.add_argument("-o", "--output", required=True, metavar="QUEUE", help="queue file to write, JSONL (required)")
+    rv.add_argument("--n", type=int, default=200, help="sentences in the queue")
+    rv.add_argument("--strategy", choices=("uncertainty", "disagreement", "diverse"), default="uncertainty",
+                    help="how to rank sentences")
+    rv.add_argument("--second-model", default=None, metavar="MODEL",
+                    help="for disagreement: the model to compare with (default: the other shipped model)")
+    rv.add_argument("--per-doc", type=int, default=2, help="at most this many queued sentences per document")
+    rv.add_argument("--max-similarity", type=float, default=0.6,
+                    help="skip a sentence whose word-trigram Jaccard similarity to a queued one reaches this")
+    rv.add_argument("--context", type=int, default=2, help="neighbouring sentences kept on each side")
+    rv.add_argument("--format", choices=("jsonl", "csv", "parquet"), default=None,
+                    help="format of LABELLED (default: from its extension, else its content)")
+    rv.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device of the second model")
+    rv.add_argument("--quantize", action="store_true", help="run the second model in int8 on CPU")
+    rv.set_defaults(func=_review)
+
+    an = add("annotate", help="label a review queue on a local web page",
+             description="Serve a page on 127.0.0.1 showing one queued sentence at a time with its context and the "
+             "model's label; keys 1-4 choose a label, u undoes, s skips. Every decision is appended to OUT and "
+             "flushed at once; reopening continues where it stopped. OUT is in the corpus schema.")
+    an.add_argument("queue", metavar="QUEUE", help="queue written by framing review")
+    an.add_argument("-o", "--output", required=True, metavar="OUT", help="annotations file, JSONL (required)")
+    an.add_argument("--annotator", default=os.environ.get("USER") or "annotator",
+                    help="name written into every decision")
+    an.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    an.add_argument("--port", type=int, default=8765, help="port to serve on (0: any free port)")
+    an.add_argument("--domain", default="annotated", help="domain of sentences whose queue entry has none")
+    an.add_argument("--register", default="wire", help="register of sentences whose queue entry has none")
+    an.add_argument("--open", action="store_true", help="open the page in the default browser")
+    an.set_defaults(func=_annotate)
+
+    au = add("audit", help="find likely label errors in the corpus (confident learning)",
+             description="Out-of-fold probabilities (folds by document; logistic regression on frozen encoder "
+             "embeddings or tf-idf) and cleanlab's confident learning: the sentences whose given label is "
+             "most likely wrong, with a suggested label, a score and file:line.")
+    au.add_argument("paths", nargs="*", metavar="CORPUS", help="JSONL files or folders (default: seeds/corpus)")
+    au.add_argument("-o", "--output", default="audit.jsonl", metavar="OUT", help="flagged sentences, JSONL")
+    au.add_argument("--splits", default=None, help="split manifest (default: as framing data check)")
+    au.add_argument("--features", choices=("embedding", "tfidf"), default="embedding",
+                    help="features of the out-of-fold model")
+    au.add_argument("--encoder", default="all-mpnet-base-v2", help="encoder for --features embedding")
+    au.add_argument("--folds", type=int, default=5, help="folds (by document)")
+    au.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    au.add_argument("--show", type=int, default=20, help="flagged sentences to print")
+    au.set_defaults(func=_audit)
     return parser
 
 
@@ -303,7 +442,8 @@ def _user_error_types() -> tuple[type, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status: 0 ok, 1 a user error (one line on stderr), 2 an internal
-    error (one line, or the traceback with --debug), 130 interrupted."""
+    error (one line, or the traceback with --debug), 3 ``train --require-better`` failed its gate,
+    130 interrupted."""
     args = build_parser().parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("FRAMING_DEBUG") == "1"
     # The CLI prints its own messages; transformers' load reports ("classifier.weight MISSING" for

@@ -48,6 +48,10 @@ OFFSET_FIELDS: dict[str, type] = {"start": int, "end": int}
 WORLD_FIELDS: dict[str, type] = {"world": str, "dispute": str}
 """Optional fields of documents about real-world disputes: ``world: "real"`` and the dispute's slug."""
 
+ANNOTATION_FIELDS: dict[str, type] = {"annotator": str, "annotated_at": str, "model_label": str}
+"""Optional fields of ``origin: "annotated"`` records (``framing annotate``): who labelled the
+sentence, when (UTC, ISO 8601), and the model's label at the time."""
+
 WORLDS: tuple[str, ...] = ("real", "invented")
 
 SPLITS: tuple[str, ...] = ("train", "dev", "test", "cross_domain", "world_heldout")
@@ -141,10 +145,11 @@ def validate_record(obj) -> list[str]:
     missing = [k for k in FIELDS if k not in obj]
     if missing:
         msgs.append(f"missing field(s) {missing}; a record needs {list(FIELDS)}")
-    unknown = sorted(set(obj) - set(FIELDS) - set(OFFSET_FIELDS) - set(WORLD_FIELDS))
+    optional = {**OFFSET_FIELDS, **WORLD_FIELDS, **ANNOTATION_FIELDS}
+    unknown = sorted(set(obj) - set(FIELDS) - set(optional))
     if unknown:
-        msgs.append(f"unknown field(s) {unknown}; allowed: {list(FIELDS) + list(OFFSET_FIELDS) + list(WORLD_FIELDS)}")
-    for key, typ in {**FIELDS, **OFFSET_FIELDS, **WORLD_FIELDS}.items():
+        msgs.append(f"unknown field(s) {unknown}; allowed: {list(FIELDS) + list(optional)}")
+    for key, typ in {**FIELDS, **optional}.items():
         if key in obj and not (isinstance(obj[key], typ) and not (typ is int and isinstance(obj[key], bool))):
             msgs.append(f"field {key!r} must be {typ.__name__}, got {type(obj[key]).__name__} {obj[key]!r}")
     if isinstance(obj.get("text"), str) and not obj["text"].strip():
@@ -158,6 +163,8 @@ def validate_record(obj) -> list[str]:
         msgs.append(f"unknown register {obj['register']!r}; expected one of {list(REGISTERS)}")
     if isinstance(obj.get("origin"), str) and obj["origin"] not in ORIGINS:
         msgs.append(f"unknown origin {obj['origin']!r}; expected one of {list(ORIGINS)}")
+    if isinstance(obj.get("model_label"), str) and obj["model_label"] not in LABELS:
+        msgs.append(f"unknown model_label {obj['model_label']!r}; expected one of {list(LABELS)}")
     if isinstance(obj.get("world"), str) and obj["world"] not in WORLDS:
         msgs.append(f"unknown world {obj['world']!r}; expected one of {list(WORLDS)}")
     if obj.get("world") == "real" and not (isinstance(obj.get("dispute"), str) and obj["dispute"].strip()):

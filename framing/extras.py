@@ -2,14 +2,14 @@
 
 Labelling needs only the core install (``pip install framing``). Training needs ``framing[train]``
 (datasets, peft), plots in ``framing report`` and ``framing eval`` need ``framing[report]``
-(matplotlib), the cluster engine needs ``framing[ray]``.
+(matplotlib), the cluster engine needs ``framing[ray]``, ``framing audit`` needs ``framing[audit]`` (cleanlab).
 """
 
 from __future__ import annotations
 
 import importlib
 
-EXTRAS = {"datasets": "train", "peft": "train", "matplotlib": "report", "ray": "ray"}
+EXTRAS = {"datasets": "train", "peft": "train", "matplotlib": "report", "ray": "ray", "cleanlab": "audit"}
 
 
 def need(module: str, purpose: str):

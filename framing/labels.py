@@ -24,8 +24,9 @@ REGISTERS: tuple[str, ...] = (
 )
 """Text registers used in the corpus (the genre a sentence comes from)."""
 
-ORIGINS: tuple[str, ...] = ("seed", "written")
-"""Where a corpus sentence comes from: the seed document, or written by the team."""
+ORIGINS: tuple[str, ...] = ("seed", "written", "annotated")
+"""Where a corpus sentence comes from: the seed document, written by the team, or real text
+labelled by a person with ``framing annotate``."""
 
 
 def check_labels(labels, *, source: str) -> None:

@@ -581,22 +581,33 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
 # -------------------------------------------------------------------------------- entry point
 
 
-def evaluate_sets(clf: Classifier, sets: dict[str, tuple[list[str], list[str]]]) -> dict:
-    """Metrics (calibrated probabilities) for each named (texts, gold labels) set."""
+def evaluate_sets(clf: Classifier, sets: dict[str, tuple[list[str], list[str]]],
+                  predictions: dict | None = None) -> dict:
+    """Metrics (calibrated probabilities) for each named (texts, gold labels) set; ``predictions``,
+    if given, receives each set's predicted labels."""
     out = {}
     for name, (texts, gold) in sets.items():
         if not texts:
             continue
         probs = clf.predict_proba(texts)
-        rep = classification_report(gold, [LABELS[i] for i in probs.argmax(1)])
+        pred = [LABELS[i] for i in probs.argmax(1)]
+        if predictions is not None:
+            predictions[name] = pred
+        rep = classification_report(gold, pred)
         rep["ece"] = reliability(probs, gold)["ece"]
         out[name] = rep
     return out
 
 
 def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = None, log=print,
-          model=None, tokenizer=None, corpus=None) -> tuple[Classifier, dict]:
+          model=None, tokenizer=None, corpus=None, baseline: str | Path | None = None,
+          gate_on=None, tolerance: float = 0.0) -> tuple[Classifier, dict]:
     """Train, calibrate, evaluate and save a model. Returns the classifier and its metrics.
+
+    With ``baseline`` (a model name or folder), the new model is then compared with it on test,
+    the held-out splits and real_dev (:mod:`framing.gate`); the result is written to
+    ``baseline_comparison.json``/``.md`` and returned as ``metrics["baseline_comparison"]``
+    (``["passed"]`` says whether it is at least as good on the primary metric).
 
     Args:
         cfg: The validated config.
@@ -604,8 +615,14 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
         argv: The command line, recorded for provenance.
         model, tokenizer: For tests: a ready (tiny) transformer instead of the packaged encoder.
         corpus: For tests: a ``DatasetDict`` instead of loading ``cfg.corpus``.
+        baseline, gate_on, tolerance: The comparison with a baseline (:func:`framing.gate.compare`).
     """
     from framing.data import load_corpus, read_labelled, seeds_dir
+
+    if baseline is not None:  # fail before hours of training, not after
+        from framing.paths import resolve_model
+
+        resolve_model(baseline)
 
     start = time.time()
     output_dir = Path(output_dir)
@@ -656,7 +673,8 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
         sets["real_dev"] = ([r["text"] for r in rows], [r["label"] for r in rows])
     elif cfg.real_dev:
         log(f"note: {real_dev} not found; real_dev metrics skipped")
-    metrics = evaluate_sets(clf, sets)
+    predictions: dict = {}
+    metrics = evaluate_sets(clf, sets, predictions)
     for name, rep in metrics.items():
         log(format_report(rep, f"-- {name}"))
 
@@ -695,4 +713,12 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
 
     (output_dir / "README.md").write_text(render_card(cfg, metrics, calibration, provenance, argv or sys.argv))
     log(f"saved {output_dir} in {provenance['train_seconds']} s")
+    if baseline is not None:
+        from framing.gate import DEFAULT_GATE, compare_with_baseline, render
+
+        held = {k: v for k, v in sets.items() if k != "dev" and v[0]}
+        result = compare_with_baseline(clf, baseline, held, output_dir, new_preds=predictions,
+                                       gate_on=tuple(gate_on or DEFAULT_GATE), tolerance=tolerance, device=cfg.device)
+        log(render(result))
+        metrics = {**metrics, "baseline_comparison": result}
     return clf, metrics
