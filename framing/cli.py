@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--gate-on", nargs="+", default=None, metavar="SET",
                     help="sets pooled for the gate's primary metric (default: test cross_domain world_heldout)")
     tr.add_argument("--tolerance", type=float, default=0.0,
-                    help="how far below the baseline's primary metric the new model may be and still pass")
+                    help="how far below the baseline's primary metric the new model may be and still pass (default: 0)")
     tr.set_defaults(func=_train, argv=None)
 
     lab = add(
@@ -422,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="features of the out-of-fold model")
     au.add_argument("--encoder", default="all-mpnet-base-v2", help="encoder for --features embedding")
     au.add_argument("--folds", type=int, default=5, help="folds (by document)")
-    au.add_argument("--seed", type=int, default=0, help="seed of the fold assignment")
+    au.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default: 0)")
     au.add_argument("--show", type=int, default=20, help="flagged sentences to print")
     au.set_defaults(func=_audit)
     return parser
