@@ -407,3 +407,29 @@ def test_train_with_baseline_writes_the_comparison_and_gates(tmp_path, monkeypat
     assert (tmp_path / "new" / "baseline_comparison.md").is_file()
     assert main(["train", "--set", "model=tfidf-lr", "-o", str(tmp_path / "x"), "--require-better"]) == 1
     assert main(["train", "--set", "model=tfidf-lr", "-o", str(tmp_path / "y"), "--baseline", str(tmp_path / "nope")]) == 1
+
+
+def test_annotate_cli_serves_and_stops_on_ctrl_c(tmp_path):
+    """`framing annotate` as a user runs it: prints the URL, serves the page, Ctrl-C exits 130."""
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    q = _queue(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "framing", "annotate", str(q), "-o", str(tmp_path / "a.jsonl"),
+                             "--port", "0", "--annotator", "cli"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        st = json.loads(urllib.request.urlopen(url + "api/state", timeout=10).read())
+        _post(url + "api/decide", {"key": st["item"]["key"], "label": "other"})
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rec = json.loads((tmp_path / "a.jsonl").read_text())
+    assert rec["annotator"] == "cli" and rec["label"] == "other"
+    assert main(["annotate", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "b.jsonl")]) == 1
