@@ -252,7 +252,10 @@ def test_ctrl_c_exits_130_with_one_line_and_resume_completes(model_dir, tmp_path
     out = tmp_path / "out.jsonl"
     cmd = [sys.executable, "-m", "framing", "label", str(inp), "--model", str(model_dir), "--device", "cpu",
            "--window", "32", "--quiet", "-o", str(out), "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A shell's background job (nohup ... &, some CI runners) starts with SIGINT ignored, and Python
+    # keeps an inherited SIG_IGN: give the child the default, as a terminal's foreground job has.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     manifest = tmp_path / "out.jsonl.partial" / "manifest.json"
     deadline = time.time() + 300
     while time.time() < deadline and not manifest.exists():
