@@ -419,7 +419,7 @@ def test_annotate_cli_serves_and_stops_on_ctrl_c(tmp_path):
     q = _queue(tmp_path)
     proc = subprocess.Popen([sys.executable, "-m", "framing", "annotate", str(q), "-o", str(tmp_path / "a.jsonl"),
                              "--port", "0", "--annotator", "cli"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()
         url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
