@@ -359,14 +359,14 @@ def test_compare_passes_and_fails():
     gold = {s: [LABELS[i] for i in rng.integers(0, 4, 300)] for s in ("test", "cross_domain", "real_dev")}
     good = {s: [g if rng.random() < 0.9 else "other" for g in v] for s, v in gold.items()}
     bad = {s: [g if rng.random() < 0.6 else "other" for g in v] for s, v in gold.items()}
-    r = compare(good, bad, gold)
+    r = compare(good, bad, gold, n_boot=100)
     assert r["passed"] and r["primary"]["sets"] == ["test", "cross_domain"] and r["primary"]["diff"] > 0.2
     assert r["sets"]["real_dev"]["gates"] is False and r["primary"]["paired"]["significant"]
-    assert not compare(bad, good, gold)["passed"]
-    assert compare(bad, good, gold, tolerance=1.0)["passed"]
-    assert compare(good, good, gold)["passed"]  # equal is at least as good
+    assert not compare(bad, good, gold, n_boot=20)["passed"]
+    assert compare(bad, good, gold, tolerance=1.0, n_boot=20)["passed"]
+    assert compare(good, good, gold, n_boot=20)["passed"]  # equal is at least as good
     with pytest.raises(ValueError, match="none of the gate sets"):
-        compare(good, bad, gold, gate_on=("world_heldout",))
+        compare(good, bad, gold, gate_on=("world_heldout",), n_boot=20)
 
 
 def _dataset(seed: int, shuffle_labels: bool = False):
