@@ -12,13 +12,15 @@ distinct, so no duplicate is labelled for free. The printed mean must be at leas
 In one run, for `fast` and `accurate`:
 
 1. `framing label --unit sentence --quantize` end to end (process start, model load, reading,
-   labelling, writing JSONL): sentences/s and peak RSS; also with `--workers 2`;
+   labelling, writing JSONL): sentences/s and peak RSS, on the default int8 engine (CTranslate2
+   for a model it runs, such as `fast`) and, where that is not torch, with `--int8-engine torch`;
+   also with `--workers 2`;
 2. the same in fp32;
 3. a plain pipeline over `framing export` of the same model, in its own process:
    `transformers.pipeline("feature-extraction", batch_size=32)` over a generator with
    `return_tensors=True` (the exported encoder; streaming, no hidden states turned into lists),
    then mean pooling and the exported head in numpy: what a user without framing would write;
-4. macro-F1 in fp32 and int8 on the held-out splits (cross-domain, world-heldout) and real_dev;
+4. macro-F1 in fp32 and int8 (each engine) on the held-out splits (cross-domain, world-heldout) and real_dev;
 5. with `--engines`, model-only int8 speed of torch (framing's per-row int8) against ONNX Runtime
    dynamic int8 and CTranslate2 int8, where installed (`pip install onnx onnxruntime ctranslate2`);
 6. with CUDA, fp16 figures on the GPU.
@@ -196,8 +198,9 @@ def run_pipeline(model: str, inp: Path, d: Path) -> dict:
     return {"seconds": p["seconds"], "n": p["n"], "rate": p["n"] / p["seconds"], "peak_rss_mb": p["peak_rss_kb"] / 1024}
 
 
-def int8_accuracy(model: str) -> dict:
-    """Macro-F1 in fp32 and int8 on the held-out splits and real_dev."""
+def int8_accuracy(model: str, engines: list[str]) -> dict:
+    """Macro-F1 in fp32 and in int8 on each engine (``int8`` = torch, ``int8-ctranslate2``) on the
+    held-out splits and real_dev."""
     from framing import Classifier
     from framing.evaluation import load_eval_data
     from framing.metrics import classification_report
@@ -205,12 +208,12 @@ def int8_accuracy(model: str) -> dict:
 
     datas = ["cross-domain", "world-heldout"] + (["real-dev"] if real_dev_path().is_file() else [])
     out = {}
-    for q in (False, True):
-        clf = Classifier.load(model, device="cpu", quantize=q)
+    for q, engine in [(False, "torch")] + [(True, e) for e in engines]:
+        clf = Classifier.load(model, device="cpu", quantize=q, engine=engine)
         for spec in datas:
             data = load_eval_data(spec)
             rep = classification_report(data.labels, clf.predict(data.texts))
-            out.setdefault(spec, {})["int8" if q else "fp32"] = rep["macro_f1"]
+            out.setdefault(spec, {})[clf.precision] = rep["macro_f1"]
     return out
 
 
@@ -368,14 +371,30 @@ def main() -> int:
                 print(f"{model} ({n} sentences):\n" + line("plain pipeline (fp32)", p))
                 results["models"][model] = {"pipeline": p}
                 continue
-            r = {"int8": run_framing(inp, d / "q.jsonl", model, True),
-                 "int8_workers2": run_framing(inp, d / "q2.jsonl", model, True, ["--workers", "2"]),
+            from framing.ct2 import installed, supports
+            from framing.model import _read_json
+            from framing.paths import resolve_model
+
+            engines = ["torch"] + (["ctranslate2"] if installed() and supports(
+                _read_json(resolve_model(model) / "framing.json")) else [])
+            # "int8" is what --quantize runs by default (--int8-engine auto: CTranslate2 where it runs the model)
+            if "ctranslate2" in engines:  # converted once per model and machine, then cached: not part of a run
+                t0 = time.time()
+                subprocess.run([sys.executable, "-c", f"from framing import Classifier; Classifier.load({model!r}, "
+                                "device='cpu', quantize=True)"], check=True, capture_output=True)
+                print(f"{model}: CTranslate2 conversion (or cache check) in {time.time() - t0:.1f} s, process start included")
+            r = {"int8": run_framing(inp, d / "q.jsonl", model, True)}
+            if "ctranslate2" in engines:
+                r["int8_torch"] = run_framing(inp, d / "qt.jsonl", model, True, ["--int8-engine", "torch"])
+            r.update({"int8_workers2": run_framing(inp, d / "q2.jsonl", model, True, ["--workers", "2"]),
                  "fp32": run_framing(inp, d / "f.jsonl", model, False),
-                 "pipeline": run_pipeline(model, inp, d)}
+                 "pipeline": run_pipeline(model, inp, d)})
             if torch.cuda.is_available():
                 r["cuda_fp16"] = run_framing(inp, d / "g.jsonl", model, False, device="cuda")
             print(f"{model} ({n} sentences):")
-            for k, name in [("int8", "framing label --quantize"), ("int8_workers2", "  ... --workers 2"),
+            default = "ctranslate2" if "ctranslate2" in engines else "torch"
+            for k, name in [("int8", f"framing label --quantize ({default})"),
+                            ("int8_torch", "  ... --int8-engine torch"), ("int8_workers2", "  ... --workers 2"),
                             ("fp32", "framing label (fp32)"), ("pipeline", "plain pipeline (fp32)"),
                             ("cuda_fp16", "framing label --device cuda (fp16)")]:
                 if k in r:
@@ -385,10 +404,11 @@ def main() -> int:
                   "(framing's times include process start and model load; the pipeline's include the model load, "
                   "not its imports)")
             if not args.skip_accuracy:
-                acc = int8_accuracy(model)
+                acc = int8_accuracy(model, engines)
                 r["accuracy"] = acc
-                print("  macro-F1 fp32 -> int8: " + ", ".join(
-                    f"{k} {v['fp32']:.3f} -> {v['int8']:.3f} ({v['int8'] - v['fp32']:+.3f})" for k, v in acc.items()))
+                for prec in [p for p in next(iter(acc.values())) if p != "fp32"]:
+                    print(f"  macro-F1 fp32 -> {prec}: " + ", ".join(
+                        f"{k} {v['fp32']:.3f} -> {v[prec]:.3f} ({v[prec] - v['fp32']:+.3f})" for k, v in acc.items()))
             if args.engines:
                 eng = model_only_engines(model, texts[: min(n, 1500)])
                 r["engines"] = eng

@@ -213,7 +213,7 @@ def _predict(clf, texts: list[str]):
 _WORKER_CLF = None
 
 
-def _init_worker(model, device, batch_size, max_batch_tokens, quantize, threads):
+def _init_worker(model, device, batch_size, max_batch_tokens, quantize, threads, engine="auto"):
     import torch
 
     from framing.model import Classifier
@@ -225,7 +225,7 @@ def _init_worker(model, device, batch_size, max_batch_tokens, quantize, threads)
     torch.set_num_threads(threads)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     _WORKER_CLF = Classifier.load(model, device=device, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
-                                  quantize=quantize)
+                                  quantize=quantize, engine=engine)
 
 
 def _worker_predict(texts):
@@ -242,7 +242,8 @@ class WorkerPool:
     """
 
     def __init__(self, model, workers: int, *, device: str = "cpu", batch_size: int = 64,
-                 max_batch_tokens: int | None = None, quantize: bool = False, threads: int | None = None):
+                 max_batch_tokens: int | None = None, quantize: bool = False, threads: int | None = None,
+                 engine: str = "auto"):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
@@ -256,12 +257,12 @@ class WorkerPool:
 
         self.workers = workers
         self.threads = threads or max(1, torch.get_num_threads() // workers)
-        self._fingerprint = model_fingerprint(model, device="cpu", quantize=quantize)
+        self._fingerprint = model_fingerprint(model, device="cpu", quantize=quantize, engine=engine)
         self.name = self._fingerprint["name"]
         self.backend = None
         self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                          initargs=(str(model) if model is not None else None, "cpu", batch_size,
-                                                   max_batch_tokens, quantize, self.threads))
+                                                   max_batch_tokens, quantize, self.threads, engine))
         # Load the model in every worker now, so that a broken model fails here, not mid-job.
         list(self._pool.map(_worker_predict, [[] for _ in range(workers)]))
 

