@@ -194,10 +194,11 @@ class TransformerBackend:
         if device == "cuda":
             model.half()  # fp16 inference on GPU
         elif quantize:
-            from framing.quantize import quantize_int8
+            from framing.quantize import own_memory, quantize_int8
 
             # int8 encoder Linear layers with per-row activation scales (CPU only); the head stays fp32.
             quantize_int8(model.base_model)
+            own_memory(model)
         return cls(model, tokenizer, int(meta.get("max_length", 128)), encoder)
 
     def logits(self, texts: list[str], batch_size: int, max_batch_tokens: int | None = None) -> np.ndarray:
@@ -222,11 +223,17 @@ class TransformerBackend:
         ids = self.token_ids(texts)
         batches = length_batches([len(x) for x in ids], batch_size, max_batch_tokens,
                                  exact=device.type != "cuda")
+        if device.type == "cpu" and getattr(self, "_heap", None) is None:
+            from framing.quantize import HeapGuard
+
+            self._heap = HeapGuard()  # bounds the heap's growth from fragmentation (see there)
         self.model.eval()
         with torch.inference_mode():
             for idx in batches:
                 enc = self.tokenizer.pad({"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt")
                 out[idx] = self.model(**enc.to(device)).logits.float().cpu().numpy()
+                if device.type == "cpu":
+                    self._heap.check()
         return out
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:

@@ -312,3 +312,42 @@ def test_pooled_export_runs_in_a_feature_extraction_pipeline(tmp_path, tiny_regi
     texts = [t for t, _ in TRAIN]
     logits = np.stack([np.asarray(fe(t)[0]).mean(0) @ head["weight"].T + head["bias"] for t in texts])
     np.testing.assert_allclose(softmax(logits), clf.predict_proba(texts), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["bert", "mpnet"])
+def test_int8_built_layer_by_layer_equals_quantising_the_fp32_model(tmp_path, tiny_model, kind):
+    """The low-memory int8 load (one fp32 weight at a time) gives exactly what loading in fp32,
+    merging LoRA and quantising gives."""
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
+
+    from framing.quantize import quantize_int8
+
+    _, tokenizer = tiny_model
+    torch.manual_seed(1)
+    common = dict(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    encoder = (BertModel(BertConfig(max_position_embeddings=64, **common), add_pooling_layer=False) if kind == "bert"
+               else MPNetModel(MPNetConfig(max_position_embeddings=66, **common), add_pooling_layer=False))
+    folder = tmp_path / "enc"
+    encoder.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    targets = ("query", "key", "value", "dense") if kind == "bert" else ("q", "k", "v", "o", "intermediate.dense",
+                                                                          "output.dense")
+    spec = register(EncoderSpec(name=f"tiny-int8-{kind}", packages=(("none", "0"),),
+                                weights_sha256=sha256_file(folder / "model.safetensors"), locate=lambda s: folder,
+                                lora_targets=targets))
+    try:
+        cfg = TrainConfig(model="pooled", encoder=spec.name, trainable_layers=2, epochs=2, learning_rate=5e-3,
+                          batch_size=4, lora_r=4, lora_alpha=8, lora_dropout=0.0, dropout=0.0, warmup_ratio=0.0,
+                          patience=0, real_dev="", lora_targets=list(targets))
+        train(cfg, tmp_path / "m", argv=["framing", "train"], log=lambda *_: None, corpus=_corpus())
+        texts = [t for t, _ in TRAIN]
+        low = Classifier.load(tmp_path / "m", device="cpu", quantize=True, engine="torch")
+        ref = Classifier.load(tmp_path / "m", device="cpu")
+        quantize_int8(ref.backend.model.encoder)
+        assert np.array_equal(low.logits(texts), ref.logits(texts))
+        # and it really is int8: not the fp32 numbers
+        base = Classifier.load(tmp_path / "m", device="cpu").logits(texts)
+        assert not np.allclose(low.logits(texts), base, atol=1e-6)
+    finally:
+        ENCODERS.pop(spec.name, None)
