@@ -225,7 +225,7 @@ def model_only_engines(model: str, texts: list[str], repeats: int = 3) -> dict:
     from framing import Classifier
     from framing.model import length_batches
 
-    clf = Classifier.load(model, device="cpu", quantize=True)
+    clf = Classifier.load(model, device="cpu", quantize=True, engine="torch")
     ids = clf.backend.token_ids(texts)
     batches = [[ids[i] for i in b] for b in length_batches([len(x) for x in ids], 64, 1024)]
     encoded = [clf.backend.tokenizer.pad({"input_ids": b}, return_tensors="pt") for b in batches]
