@@ -80,6 +80,29 @@ def add_lora(model, targets, layers, r: int, alpha: float, dropout: float) -> li
     return names
 
 
+def lora_delta(tensors: dict, module: str, shape: tuple, scale: float, source):
+    """``B @ A * scale`` for ``module`` from its ``<module>.lora_A`` / ``lora_B`` tensors, checked
+    against the weight's ``shape``; None when the adapter does not touch ``module``."""
+    torch = _torch()
+    a_key, b_key = module + ".lora_A", module + ".lora_B"
+    if a_key not in tensors:
+        return None
+    if b_key not in tensors:
+        raise ValueError(f"{source}: adapter tensor {a_key} has no matching lora_B")
+    a, b = torch.from_numpy(tensors[a_key]).float(), torch.from_numpy(tensors[b_key]).float()
+    if (b.shape[0], a.shape[1]) != tuple(shape):
+        raise ValueError(f"{source}: adapter {module} is {b.shape[0]}x{a.shape[1]}, the encoder's weight "
+                         f"is {tuple(shape)}")
+    return (b @ a) * scale
+
+
+def unused_lora(tensors: dict, used: set, source) -> None:
+    """Refuse an adapter with factors that matched no encoder weight (a model for another encoder)."""
+    left = sorted(k for k in tensors if k.endswith((".lora_A", ".lora_B")) and k not in used)
+    if left:
+        raise ValueError(f"{source}: adapter tensor {left[0]} has no matching encoder weight")
+
+
 def merge_lora_factors(model, tensors: dict, scale: float, source) -> set[str]:
     """Add ``B @ A * scale`` to the weights named by ``<module>.lora_A`` / ``<module>.lora_B`` tensors."""
     torch = _torch()
@@ -90,16 +113,11 @@ def merge_lora_factors(model, tensors: dict, scale: float, source) -> set[str]:
             if not key.endswith(".lora_A"):
                 continue
             module = key[: -len(".lora_A")]
-            b_key, w_key = module + ".lora_B", module + ".weight"
-            if b_key not in tensors or w_key not in params:
-                raise ValueError(f"{source}: adapter tensor {key} has no matching "
-                                 f"{'lora_B' if b_key not in tensors else 'encoder weight ' + w_key}")
-            a, b = torch.from_numpy(tensors[key]).float(), torch.from_numpy(tensors[b_key]).float()
-            if (b.shape[0], a.shape[1]) != tuple(params[w_key].shape):
-                raise ValueError(f"{source}: adapter {module} is {b.shape[0]}x{a.shape[1]}, the encoder's weight "
-                                 f"is {tuple(params[w_key].shape)}")
-            params[w_key].add_((b @ a) * scale)
-            used.update((key, b_key))
+            w_key = module + ".weight"
+            if w_key not in params:
+                raise ValueError(f"{source}: adapter tensor {key} has no matching encoder weight {w_key}")
+            params[w_key].add_(lora_delta(tensors, module, params[w_key].shape, scale, source))
+            used.update((key, module + ".lora_B"))
     return used
 
 
@@ -314,16 +332,11 @@ def build_pooled_int8(folder: Path, meta: dict, adapter: dict, scale: float, sou
                     if not isinstance(child, torch.nn.Linear):
                         continue
                     w = read(full + ".weight")
-                    if full + ".lora_A" in adapter:
-                        a_key, b_key = full + ".lora_A", full + ".lora_B"
-                        if b_key not in adapter:
-                            raise ValueError(f"{source}: adapter tensor {a_key} has no matching lora_B")
-                        a, b = torch.from_numpy(adapter[a_key]).float(), torch.from_numpy(adapter[b_key]).float()
-                        if (b.shape[0], a.shape[1]) != tuple(w.shape):
-                            raise ValueError(f"{source}: adapter {full} is {b.shape[0]}x{a.shape[1]}, the "
-                                             f"encoder's weight is {tuple(w.shape)}")
-                        w.add_((b @ a) * scale)
-                        used.update((a_key, b_key))
+                    delta = lora_delta(adapter, full, w.shape, scale, source)
+                    if delta is not None:
+                        w.add_(delta)
+                        used.update((full + ".lora_A", full + ".lora_B"))
+                        del delta
                     bias = read(full + ".bias") if child.bias is not None else None
                     setattr(module, child_name, Int8Linear(weight=w, bias=bias))
                     del w, bias, child
@@ -343,9 +356,7 @@ def build_pooled_int8(folder: Path, meta: dict, adapter: dict, scale: float, sou
                     # non-persistent buffers (position ids) are not in the file: __init__ made them
                     if b is not None and full in persistent and (full in keys or prefix + full in keys):
                         module._buffers[name] = read(full).to(b.dtype)
-    left = sorted(k for k in adapter if k.endswith((".lora_A", ".lora_B")) and k not in used)
-    if left:
-        raise ValueError(f"{source}: adapter tensor {left[0]} has no matching encoder weight")
+    unused_lora(adapter, used, source)
     release_free_memory()
     return model, used
 

@@ -349,5 +349,31 @@ def test_int8_built_layer_by_layer_equals_quantising_the_fp32_model(tmp_path, ti
         # and it really is int8: not the fp32 numbers
         base = Classifier.load(tmp_path / "m", device="cpu").logits(texts)
         assert not np.allclose(low.logits(texts), base, atol=1e-6)
+        _damaged_adapters_are_refused(tmp_path)
     finally:
         ENCODERS.pop(spec.name, None)
+
+
+def _damaged_adapters_are_refused(tmp_path):
+    """Both loads (fp32 merge, int8 layer by layer) check the LoRA factors the same way."""
+    import shutil
+
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(tmp_path / "m" / "adapter.safetensors"))
+    a_key = sorted(k for k in tensors if k.endswith(".lora_A"))[0]
+    module = a_key[: -len(".lora_A")]
+    a, b = tensors[a_key], tensors[module + ".lora_B"]
+    damages = {
+        "has no matching lora_B": {k: v for k, v in tensors.items() if k != module + ".lora_B"},
+        "the encoder's weight is": {**tensors, a_key: np.zeros((a.shape[0], a.shape[1] + 1), dtype=a.dtype)},
+        "has no matching encoder weight": {**tensors, "encoder.nowhere.lora_A": a, "encoder.nowhere.lora_B": b},
+    }
+    for i, (message, damaged) in enumerate(damages.items()):
+        bad = tmp_path / f"bad{i}"
+        shutil.copytree(tmp_path / "m", bad)
+        save_file(damaged, str(bad / "adapter.safetensors"))
+        for quantize in (False, True):
+            with pytest.raises(ValueError, match=message) as err:
+                Classifier.load(bad, device="cpu", quantize=quantize, engine="torch")
+            assert "adapter.safetensors" in str(err.value)
