@@ -289,20 +289,21 @@ def model_only_engines(model: str, texts: list[str], repeats: int = 3) -> dict:
             notes["onnxruntime"] = f"{type(e).__name__}: {str(e)[:160]}"
         try:
             import ctranslate2
-            from ctranslate2.converters import TransformersConverter
 
-            src = Path(d) / "hf"
-            encoder.save_pretrained(src)
-            fp32.backend.tokenizer.save_pretrained(src)
-            TransformersConverter(str(src)).convert(f"{d}/ct2", quantization="int8")
-            ct = ctranslate2.Encoder(f"{d}/ct2", device="cpu", compute_type="int8",
+            # framing's own conversion (cached; MPNet through framing.ct2's converter), run one batch
+            # at a time on all threads, as the other engines here are.
+            ct_backend = Classifier.load(model, device="cpu", quantize=True, engine="ctranslate2").backend
+            ct = ctranslate2.Encoder(str(ct_backend.folder), device="cpu", compute_type="int8",
                                      intra_threads=torch.get_num_threads())
-            tok_batches = [[fp32.backend.tokenizer.convert_ids_to_tokens(x) for x in b] for b in batches]
+            ct_batches = [(ctranslate2.StorageView.from_array(np.asarray(b, dtype=np.int32)),
+                           ctranslate2.StorageView.from_array(np.full(len(b), len(b[0]), dtype=np.int32)),
+                           [list(range(len(b[0])))] * len(b) if ct_backend._positions_as_types else None)
+                          for b in batches]
 
             def run_ct2():
                 t0 = time.perf_counter()
-                for b in tok_batches:
-                    ct.forward_batch(b)
+                for arr, lengths, types in ct_batches:
+                    ct.forward_batch(arr, lengths=lengths, token_type_ids=types)
                 return len(texts) / (time.perf_counter() - t0)
 
             engines["ctranslate2 int8"] = run_ct2

@@ -231,7 +231,7 @@ MPNET = register(EncoderSpec(
     max_length=128,
     lora_targets=("q", "k", "v", "o", "intermediate.dense", "output.dense"),
     aliases=("mpnet",),
-    # ctranslate2 stays False: CTranslate2 has no converter for MPNet's relative position bias.
+    ctranslate2=True,  # through framing.ct2's own MPNet converter
     part_sha256=(
         "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
         "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",

@@ -499,8 +499,8 @@ class Classifier:
                 layers (:mod:`framing.quantize`; faster, and as deterministic as fp32; see the
                 model card for its effect on accuracy).
             engine: With ``quantize`` on CPU, the int8 engine: ``torch`` (:mod:`framing.quantize`),
-                ``ctranslate2`` (:mod:`framing.ct2`; pooled models on BERT-family encoders, such as
-                ``fast``; about twice as fast) or ``auto`` (CTranslate2 where it is installed and the
+                ``ctranslate2`` (:mod:`framing.ct2`; pooled models on BERT and MPNet encoders, both
+                shipped models among them; about twice as fast) or ``auto`` (CTranslate2 where it is installed and the
                 model converts, else torch). Both give labels that do not depend on batch-mates.
 
         Raises:

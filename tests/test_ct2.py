@@ -25,29 +25,53 @@ TEXTS = [t for t, _ in TRAIN] + [
 ]
 
 
-def _register(tmp_path, tokenizer, name, converts):
-    from transformers import BertConfig, BertModel
+def _mpnet_tokenizer(tokenizer):
+    """The tiny tokenizer with [PAD] at id 1: MPNet counts positions over the tokens that are not id 1
+    (its padding_idx is fixed), as all-mpnet-base-v2's own tokenizer has it."""
+    from transformers import BertTokenizerFast
+
+    vocab = sorted(tokenizer.get_vocab(), key=tokenizer.get_vocab().get)
+    vocab[0], vocab[1] = vocab[1], vocab[0]
+    assert vocab[1] == "[PAD]"
+    return BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True)
+
+
+def _tiny_encoder(arch: str, tokenizer):
+    """A tiny random BERT or MPNet encoder (MPNet: relative attention bias plus absolute positions)."""
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
 
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
-                     attention_probs_dropout_prob=0.0)
+    size = dict(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                attention_probs_dropout_prob=0.0)
+    if arch == "mpnet":
+        return MPNetModel(MPNetConfig(**size, pad_token_id=tokenizer.pad_token_id), add_pooling_layer=False)
+    return BertModel(BertConfig(**size), add_pooling_layer=False)
+
+
+TARGETS = {"bert": ("query", "key", "value", "dense"),
+           "mpnet": ("q", "k", "v", "o", "intermediate.dense", "output.dense")}
+
+
+def _register(tmp_path, tokenizer, name, converts, arch="bert"):
     folder = tmp_path / name
-    BertModel(cfg, add_pooling_layer=False).save_pretrained(folder, safe_serialization=True)
+    _tiny_encoder(arch, tokenizer).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return register(EncoderSpec(name=name, packages=(("none", "0"),), weights_sha256=sha256_file(folder / "model.safetensors"),
-                                locate=lambda s: folder, lora_targets=("query", "key", "value", "dense"),
-                                ctranslate2=converts))
+                                locate=lambda s: folder, lora_targets=TARGETS[arch], ctranslate2=converts))
 
 
-@pytest.fixture(scope="module")
-def pooled_dir(tmp_path_factory, _tiny_model_session):
-    """A tiny pooled model (LoRA on both layers, trained a few steps so the adapter is non-zero)."""
+@pytest.fixture(scope="module", params=["bert", "mpnet"])
+def pooled_dir(request, tmp_path_factory, _tiny_model_session):
+    """A tiny pooled model on each architecture CTranslate2 runs (LoRA on both layers, trained a few
+    steps so the adapter is non-zero)."""
     from datasets import Dataset, DatasetDict
 
-    tmp = tmp_path_factory.mktemp("ct2")
+    tmp = tmp_path_factory.mktemp(f"ct2-{request.param}")
     _, tokenizer = _tiny_model_session
-    spec = _register(tmp, tokenizer, "tiny-ct2-bert", converts=True)
+    if request.param == "mpnet":
+        tokenizer = _mpnet_tokenizer(tokenizer)
+    spec = _register(tmp, tokenizer, f"tiny-ct2-{request.param}", converts=True, arch=request.param)
     rows = [{"text": t, "label": l} for t, l in TRAIN]
     corpus = DatasetDict({"train": Dataset.from_list(rows * 2), "dev": Dataset.from_list(rows),
                           "test": Dataset.from_list(rows)})
@@ -83,10 +107,10 @@ def test_engine_errors_say_why(pooled_dir, tmp_path, monkeypatch, _tiny_model_se
         ct2.resolve_engine("onnx", meta, device="cpu", quantize=True)
     with pytest.raises(ValueError, match="int8 on CPU only: add quantize=True"):
         Classifier.load(pooled_dir, device="cpu", engine="ctranslate2")
-    other = dict(meta, encoder="all-mpnet-base-v2")
-    assert ct2.resolve_engine("auto", other, device="cpu", quantize=True) == "torch"
-    with pytest.raises(ValueError, match="BERT-family encoders.*'all-mpnet-base-v2'"):
-        ct2.resolve_engine("ctranslate2", other, device="cpu", quantize=True)
+    for other in (dict(meta, encoder="no-such-encoder"), dict(meta, kind="transformer")):
+        assert ct2.resolve_engine("auto", other, device="cpu", quantize=True) == "torch"
+        with pytest.raises(ValueError, match="BERT and MPNet encoders; this one is kind"):
+            ct2.resolve_engine("ctranslate2", other, device="cpu", quantize=True)
     monkeypatch.setattr(ct2, "installed", lambda: False)
     assert ct2.resolve_engine("auto", meta, device="cpu", quantize=True) == "torch"
     with pytest.raises(ImportError, match="pip install 'ctranslate2"):
@@ -148,3 +172,33 @@ def test_label_command_takes_the_engine_flag(pooled_dir, tmp_path, capsys):
         outs[engine] = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in outs["ctranslate2"]] == [r["text"] for r in outs["torch"]]
     assert len(outs["torch"]) == 4
+
+
+@pytest.mark.parametrize("arch", ["bert", "mpnet"])
+def test_fp32_conversion_matches_transformers(arch, tmp_path, _tiny_model_session):
+    """The converted encoder in fp32 gives transformers' hidden states, positions past the exact
+    relative buckets (16) and the bias's max distance included."""
+    import ctranslate2
+
+    from framing.pooled import PooledClassifier
+
+    _, tokenizer = _tiny_model_session
+    if arch == "mpnet":
+        tokenizer = _mpnet_tokenizer(tokenizer)
+    encoder = _tiny_encoder(arch, tokenizer).eval()
+    ct2.convert(PooledClassifier(encoder), tokenizer, tmp_path / "ct2", quantization=None)
+    info = json.loads((tmp_path / "ct2" / "framing-ct2.json").read_text())
+    assert info["positions_as_token_types"] == (arch == "mpnet")
+    model = ctranslate2.Encoder(str(tmp_path / "ct2"), device="cpu", compute_type="float32")
+    vocab = [i for i in sorted(tokenizer.get_vocab().values()) if i != tokenizer.pad_token_id and i < encoder.config.vocab_size]
+    rng = random.Random(0)
+    for length in (3, 20, 40, info["max_position_embeddings"]):
+        ids = np.asarray([rng.choices(vocab, k=length) for _ in range(2)], dtype=np.int32)
+        with torch.no_grad():
+            ref = encoder(torch.tensor(ids, dtype=torch.long)).last_hidden_state.numpy()
+        types = [list(range(length))] * 2 if info["positions_as_token_types"] else None
+        got = model.forward_batch(ctranslate2.StorageView.from_array(ids),
+                                  lengths=ctranslate2.StorageView.from_array(np.full(2, length, dtype=np.int32)),
+                                  token_type_ids=types)
+        np.testing.assert_allclose(np.asarray(got.last_hidden_state), ref, atol=2e-5)
+
