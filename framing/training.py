@@ -185,6 +185,34 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+class _Lines:
+    """A file for tqdm that writes each refresh as its own line (a log, not a terminal)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, s: str) -> None:
+        s = s.replace("\r", "").strip()
+        if s:
+            self.stream.write(s + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress(total: int, desc: str, unit: str, every: float = 60.0):
+    """A tqdm bar with rate and ETA: live on a terminal; in a log (``nohup ... > log &``) one line
+    every ``every`` seconds, so a background run's progress and ETA can be read with ``tail``."""
+    if sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=_Lines(sys.stderr), ncols=100, ascii=True,
+                mininterval=every, maxinterval=every)
+
+
 def set_seed(seed: int) -> None:
     import torch
 
@@ -342,7 +370,6 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
     """
     import torch
     from torch.utils.data import DataLoader, WeightedRandomSampler
-    from tqdm.auto import tqdm
     from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
     from framing.encoder import resolve_encoder
@@ -382,7 +409,7 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
     probe = Classifier(backend, batch_size=cfg.eval_batch_size)
     best = BestEpoch(cfg.patience)
     history = []
-    bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
+    bar = progress(total, "train", "step")
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         running = []
@@ -459,7 +486,6 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
     (tests pass a tiny random model).
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
     from framing.encoder import get_encoder, weights_sha256
@@ -509,7 +535,7 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
         out = [None] * len(ids)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         model.eval()
-        bar = tqdm(total=len(ids), desc=desc, unit="sent", file=sys.stderr, dynamic_ncols=True, disable=None)
+        bar = progress(len(ids), desc, "sent")
         with torch.inference_mode(), torch.autocast(device_type=device, dtype=amp_dtype, enabled=use_amp):
             for lo in range(0, len(order), 32):
                 idx = order[lo:lo + 32]
@@ -538,7 +564,7 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
     y_all = torch.tensor(labels, dtype=torch.long)
     t_all = torch.tensor(teacher, dtype=torch.float32) if teacher is not None else None
     best, history = BestEpoch(cfg.patience), []
-    bar = tqdm(total=total, desc="train", unit="step", file=sys.stderr, dynamic_ncols=True, disable=None)
+    bar = progress(total, "train", "step")
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         running = []

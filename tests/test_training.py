@@ -75,3 +75,23 @@ def test_shipped_model_labels_the_seed_document():
     assert len(rows) == 14
     gold = [json.loads(l)["label"] for l in (ROOT / "seeds" / "corpus" / "seed.jsonl").open()]
     assert sum(r["label"] == g for r, g in zip(rows, gold)) >= 12
+
+
+def test_progress_in_a_log_is_one_line_per_refresh_with_rate_and_eta(capsys, monkeypatch):
+    """A background run (stderr not a terminal) gets plain progress lines, not carriage returns."""
+    import re
+    import time
+
+    from framing.training import progress
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
+    bar = progress(10, "train", "step", every=0.05)
+    for _ in range(10):
+        time.sleep(0.02)
+        bar.update(1)
+    bar.close()
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert "\r" not in err and len(lines) >= 3  # the start, at least one refresh, the end
+    assert lines[-1].startswith("train: 100%") and "10/10" in lines[-1]
+    assert any(re.search(r"\d+/10 \[\d\d:\d\d<\d\d:\d\d", line) for line in lines[1:-1])  # elapsed<ETA
