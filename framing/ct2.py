@@ -129,9 +129,8 @@ def _register_mpnet() -> None:
     from ctranslate2.converters import transformers as ct2t
     from ctranslate2.specs import common_spec, transformer_spec
 
-    if "MPNetConfig" in ct2t._MODEL_LOADERS:
-        return
-
+    # Registered every time, over any loader CTranslate2 may ship later: the backend feeds this
+    # layout (positions as token types), so the conversion must be this one.
     @ct2t.register_loader("MPNetConfig")
     class MPNetLoader(ct2t.ModelLoader):
         @property
