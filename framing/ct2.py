@@ -340,16 +340,22 @@ class CT2Backend:
             out[idx] = logits
         return out
 
-    def _batch(self, arr: np.ndarray) -> np.ndarray:
+    def hidden_states(self, arr: np.ndarray, model=None):
+        """The encoder's last hidden states (a CTranslate2 StorageView) for ``arr`` (n x L token
+        ids, one length, unpadded); ``model`` is another ``ctranslate2.Encoder`` over the same
+        folder (the bench's, with other thread settings), default this backend's."""
         import ctranslate2
 
         n, length = arr.shape
         lengths = np.full(n, length, dtype=np.int32)
         # MPNet's absolute positions ride in as token types (see the module docstring).
         types = [list(range(length))] * n if self._positions_as_types else None
-        res = self.model.forward_batch(ctranslate2.StorageView.from_array(arr),
-                                       lengths=ctranslate2.StorageView.from_array(lengths), token_type_ids=types)
-        hidden = np.asarray(res.last_hidden_state, dtype=np.float32)
+        return (model or self.model).forward_batch(ctranslate2.StorageView.from_array(arr),
+                                                   lengths=ctranslate2.StorageView.from_array(lengths),
+                                                   token_type_ids=types).last_hidden_state
+
+    def _batch(self, arr: np.ndarray) -> np.ndarray:
+        hidden = np.asarray(self.hidden_states(arr), dtype=np.float32)
         pooled = hidden[:, 0] if self.pooling == "cls" else hidden.mean(axis=1)
         # Per row, elementwise then a reduction along the row: the same numbers for a sentence
         # alone or in a batch of 64 (a BLAS product's kernel, and rounding, depend on the batch size).

@@ -189,6 +189,7 @@ def test_fp32_conversion_matches_transformers(arch, tmp_path, _tiny_model_sessio
     ct2.convert(PooledClassifier(encoder), tokenizer, tmp_path / "ct2", quantization=None)
     info = json.loads((tmp_path / "ct2" / "framing-ct2.json").read_text())
     assert info["positions_as_token_types"] == (arch == "mpnet")
+    backend = ct2.CT2Backend(tmp_path / "ct2", info, 64, None, threads=1)
     model = ctranslate2.Encoder(str(tmp_path / "ct2"), device="cpu", compute_type="float32")
     vocab = [i for i in sorted(tokenizer.get_vocab().values()) if i != tokenizer.pad_token_id and i < encoder.config.vocab_size]
     rng = random.Random(0)
@@ -196,9 +197,5 @@ def test_fp32_conversion_matches_transformers(arch, tmp_path, _tiny_model_sessio
         ids = np.asarray([rng.choices(vocab, k=length) for _ in range(2)], dtype=np.int32)
         with torch.no_grad():
             ref = encoder(torch.tensor(ids, dtype=torch.long)).last_hidden_state.numpy()
-        types = [list(range(length))] * 2 if info["positions_as_token_types"] else None
-        got = model.forward_batch(ctranslate2.StorageView.from_array(ids),
-                                  lengths=ctranslate2.StorageView.from_array(np.full(2, length, dtype=np.int32)),
-                                  token_type_ids=types)
-        np.testing.assert_allclose(np.asarray(got.last_hidden_state), ref, atol=2e-5)
+        np.testing.assert_allclose(np.asarray(backend.hidden_states(ids, model)), ref, atol=2e-5)
 
