@@ -421,7 +421,8 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
             _step(loss, opt, scaler, sched, params)
             running.append(loss.item())
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best.score, 0):.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best.score, 0):.3f}",
+                            refresh=False)
         dev = classification_report([LABELS[i] for i in dev_labels], probe.predict(dev_texts)) if dev_texts else None
         f1 = dev["macro_f1"] if dev else -float(np.mean(running))
         history.append({"epoch": epoch, "train_loss": float(np.mean(running)),
@@ -577,7 +578,8 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
             _step(loss, opt, scaler, sched, params)
             running.append(loss.item())
             bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best.score, 0):.3f}")
+            bar.set_postfix(epoch=epoch, loss=f"{np.mean(running[-50:]):.3f}", best_dev_f1=f"{max(best.score, 0):.3f}",
+                            refresh=False)
         row = {"epoch": epoch, "train_loss": float(np.mean(running))}
         if dev_cache:
             pred = logits_from_cache(model, dev_cache, start, device).argmax(1)

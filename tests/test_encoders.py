@@ -377,3 +377,19 @@ def _damaged_adapters_are_refused(tmp_path):
             with pytest.raises(ValueError, match=message) as err:
                 Classifier.load(bad, device="cpu", quantize=quantize, engine="torch")
             assert "adapter.safetensors" in str(err.value)
+
+
+def test_a_training_log_gets_a_line_per_minute_not_per_step(tmp_path, tiny_registered, capsys, monkeypatch):
+    """The training loop updates the bar's loss every step; in a log (``nohup``) that must not print
+    a line every step, only the periodic ones, the end of each epoch and the end."""
+    spec, _ = tiny_registered
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
+    epochs = 4
+    cfg = TrainConfig(model="pooled", encoder=spec.name, trainable_layers=1, epochs=epochs, learning_rate=5e-3,
+                      batch_size=2, lora_r=4, lora_alpha=8, lora_dropout=0.0, dropout=0.0, warmup_ratio=0.0,
+                      patience=0, real_dev="", lora_targets=list(spec.lora_targets))
+    train(cfg, tmp_path / "m", argv=["framing", "train"], log=lambda *_: None, corpus=_corpus())
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train:")]
+    steps = epochs * len(_corpus()["train"]) // 2
+    assert lines and lines[-1].startswith("train: 100%") and f"{steps}/{steps}" in lines[-1]
+    assert len(lines) <= epochs + 2, f"{len(lines)} progress lines for {steps} steps"
