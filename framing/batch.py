@@ -213,7 +213,7 @@ def _predict(clf, texts: list[str]):
 _WORKER_CLF = None
 
 
-def _init_worker(model, device, batch_size, max_batch_tokens, quantize, threads, engine="auto"):
+def _init_worker(model, device, batch_size, max_batch_tokens, quantize, threads, engine="auto", recheck=None):
     import torch
 
     from framing.model import Classifier
@@ -225,7 +225,7 @@ def _init_worker(model, device, batch_size, max_batch_tokens, quantize, threads,
     torch.set_num_threads(threads)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     _WORKER_CLF = Classifier.load(model, device=device, batch_size=batch_size, max_batch_tokens=max_batch_tokens,
-                                  quantize=quantize, engine=engine)
+                                  quantize=quantize, engine=engine, recheck=recheck)
 
 
 def _worker_predict(texts):
@@ -243,7 +243,7 @@ class WorkerPool:
 
     def __init__(self, model, workers: int, *, device: str = "cpu", batch_size: int = 64,
                  max_batch_tokens: int | None = None, quantize: bool = False, threads: int | None = None,
-                 engine: str = "auto"):
+                 engine: str = "auto", recheck: float | None = None):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
@@ -257,12 +257,13 @@ class WorkerPool:
 
         self.workers = workers
         self.threads = threads or max(1, torch.get_num_threads() // workers)
-        self._fingerprint = model_fingerprint(model, device="cpu", quantize=quantize, engine=engine)
+        self._fingerprint = model_fingerprint(model, device="cpu", quantize=quantize, engine=engine,
+                                              recheck=recheck)
         self.name = self._fingerprint["name"]
         self.backend = None
         self._pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                          initargs=(str(model) if model is not None else None, "cpu", batch_size,
-                                                   max_batch_tokens, quantize, self.threads, engine))
+                                                   max_batch_tokens, quantize, self.threads, engine, recheck))
         # Load the model in every worker now, so that a broken model fails here, not mid-job.
         list(self._pool.map(_worker_predict, [[] for _ in range(workers)]))
 

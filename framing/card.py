@@ -49,6 +49,9 @@ def render_card(cfg, metrics: dict, calibration: dict, provenance: dict, argv) -
                 "label-smoothing": f"class-balanced cross-entropy with label smoothing {cfg.label_smoothing}"}[cfg.loss]
         lines.append(f"- Loss: {loss}; best epoch by dev macro-F1 (epoch {provenance.get('best_epoch')} of {cfg.epochs}).")
         lines.append(f"- max {cfg.max_length} tokens per sentence; longer sentences are truncated.")
+        if cfg.int8_recheck:
+            lines.append(f"- With `--quantize` (int8), sentences whose int8 top-two logit margin is under "
+                         f"{cfg.int8_recheck:g} are relabelled in fp32 (`int8_recheck`; `--int8-recheck 0` turns it off).")
     elif cfg.model == "transformer":
         kind = (f"LoRA adapter (r={cfg.lora_r}, alpha={cfg.lora_alpha}, on {', '.join(cfg.lora_targets)}) and a "
                 "4-way classification head" if cfg.lora else "fully fine-tuned weights with a 4-way head")

@@ -280,7 +280,7 @@ class TransformerBackend:
 
 
 def model_fingerprint(ref: str | Path | None = None, *, device: str = "auto", quantize: bool = False,
-                      engine: str = "auto") -> dict:
+                      engine: str = "auto", recheck: float | None = None) -> dict:
     """:meth:`Classifier.fingerprint` of the model ``Classifier.load(ref, ...)`` would load, without loading it
     (reads ``framing.json`` and hashes the model's files), so a job can be checked first."""
     from framing.ct2 import resolve_engine
@@ -291,20 +291,85 @@ def model_fingerprint(ref: str | Path | None = None, *, device: str = "auto", qu
     meta.setdefault("kind", "transformer")
     device = _resolve_device(device)
     used = resolve_engine(engine, meta, device=device, quantize=quantize, source=str(path))
-    return {"name": meta.get("name", path.name), "precision": precision(device, quantize, meta["kind"], used),
+    margin = recheck_margin(recheck, used, meta)
+    return {"name": meta.get("name", path.name), "precision": precision(device, quantize, meta["kind"], used, margin),
             "sha256": model_content_hash(path)}
 
 
-def precision(device: str, quantize: bool, kind: str = "transformer", engine: str = "torch") -> str:
+def precision(device: str, quantize: bool, kind: str = "transformer", engine: str = "torch",
+              recheck: float = 0.0) -> str:
     """The arithmetic a model of ``kind`` runs in on ``device`` (part of a labelling job's identity):
-    ``fp32``, ``fp16`` (CUDA), ``int8`` (torch, :mod:`framing.quantize`) or ``int8-ctranslate2``."""
+    ``fp32``, ``fp16`` (CUDA), ``int8`` (torch, :mod:`framing.quantize`) or ``int8-ctranslate2``,
+    followed by ``+fp32<M`` when near-ties (top-two logit margin under ``M``) are relabelled in fp32."""
     if kind == "tfidf-lr":
         return "fp32"
     if device == "cuda":
         return "fp16"
     if quantize and kind in ("pooled", "transformer"):
-        return "int8-ctranslate2" if engine == "ctranslate2" else "int8"
+        name = "int8-ctranslate2" if engine == "ctranslate2" else "int8"
+        return f"{name}+fp32<{recheck:g}" if recheck > 0 else name
     return "fp32"
+
+
+def recheck_margin(recheck: float | None, engine: str, meta: dict | None = None) -> float:
+    """The near-tie margin in effect for an int8 engine (``engine`` as
+    :func:`framing.ct2.resolve_engine` returns it; else 0): ``recheck``, or when None the model's
+    own ``int8_recheck`` from ``framing.json`` (its training config's key; 0 when absent).
+
+    With a margin, sentences whose int8 top-two logit margin is under it are relabelled in fp32.
+    int8 moves the shipped models' logits by a median of 0.03-0.05 and at most 0.5-1.0, so its
+    label flips gather among near-ties. An invalid value is an error naming the parameter."""
+    if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, (int, float))
+                                or not recheck >= 0):
+        raise ValueError(f"recheck (--int8-recheck) must be a logit margin >= 0 (0: no fp32 recheck), "
+                         f"got {recheck!r}")
+    if engine == "none":
+        if recheck:
+            raise ValueError(f"recheck={recheck!r} (--int8-recheck) applies to int8 inference: add quantize=True "
+                             "(--quantize) on CPU")
+        return 0.0
+    if recheck is None:
+        recheck = (meta or {}).get("int8_recheck", 0.0)
+        if isinstance(recheck, bool) or not isinstance(recheck, (int, float)) or not recheck >= 0:
+            raise ValueError(f"framing.json: int8_recheck must be a logit margin >= 0, got {recheck!r}")
+    return float(recheck)
+
+
+class RecheckBackend:
+    """int8 logits, except for near-ties, which are recomputed in fp32.
+
+    A sentence is rechecked when its int8 top-two logit margin is under ``margin``. Both backends
+    give a sentence the same logits whatever its batch-mates, so the decision, and the label,
+    depend only on the sentence. The fp32 model stays loaded beside the int8 one.
+    """
+
+    def __init__(self, fast, exact, margin: float):
+        self.fast, self.exact, self.margin = fast, exact, float(margin)
+        self.kind = fast.kind
+        self.rechecked = 0
+        """Sentences relabelled in fp32 so far."""
+
+    @property
+    def truncated(self) -> int:
+        return self.fast.truncated
+
+    def position_limit(self) -> int:
+        return self.fast.position_limit()
+
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.fast.token_ids(texts)
+
+    def logits(self, texts: list[str], batch_size: int, max_batch_tokens: int | None = None) -> np.ndarray:
+        out = self.fast.logits(texts, batch_size, max_batch_tokens)
+        top2 = np.sort(out, axis=1)[:, -2:]
+        near = np.flatnonzero(top2[:, 1] - top2[:, 0] < self.margin)
+        if near.size:
+            out[near] = self.exact.logits([texts[i] for i in near], batch_size, max_batch_tokens)
+            self.rechecked += int(near.size)
+        return out
+
+    def save(self, path: Path) -> dict:
+        raise ValueError("an int8 model cannot be saved; load it without quantize=True to save it")
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, max_batch_tokens: int,
@@ -483,7 +548,8 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, device: str = "auto", batch_size: int = 64,
-             max_batch_tokens: int | None = None, quantize: bool = False, engine: str = "auto") -> "Classifier":
+             max_batch_tokens: int | None = None, quantize: bool = False, engine: str = "auto",
+             recheck: float | None = None) -> "Classifier":
         """Load a shipped model by name (``"accurate"``, ``"fast"``) or a model directory; ``None`` loads ``accurate``.
 
         A plain Hugging Face directory (``config.json`` + ``model.safetensors`` + tokenizer, such
@@ -502,6 +568,9 @@ class Classifier:
                 ``ctranslate2`` (:mod:`framing.ct2`; pooled models on BERT and MPNet encoders, both
                 shipped models among them; about twice as fast) or ``auto`` (CTranslate2 where it is installed and the
                 model converts, else torch). Both give labels that do not depend on batch-mates.
+            recheck: With ``quantize``, relabel in fp32 each sentence whose int8 top-two logit
+                margin is under this (default: the model's ``int8_recheck`` in ``framing.json``,
+                else 0: int8 only). The fp32 weights are then loaded too.
 
         Raises:
             FileNotFoundError: the directory or a weights file is missing.
@@ -526,19 +595,22 @@ class Classifier:
         from framing.ct2 import resolve_engine
 
         used = resolve_engine(engine, meta, device=device, quantize=quantize, source=str(path))
+        margin = recheck_margin(recheck, used, meta)
         if used == "ctranslate2":
             from framing.ct2 import CT2Backend
 
             backend = CT2Backend.load(path, meta, device, quantize=True)
         else:
             backend = _backend_class(kind).load(path, meta, device, quantize=quantize)
+        if margin > 0:
+            backend = RecheckBackend(backend, _backend_class(kind).load(path, meta, device, quantize=False), margin)
         temperature = float(meta.get("temperature", 1.0))
         if not temperature > 0:
             raise ValueError(f"{path / CONFIG_NAME}: temperature must be > 0, got {temperature!r}")
         clf = cls(backend, temperature=temperature, name=meta.get("name", path.name), batch_size=batch_size,
                   max_batch_tokens=max_batch_tokens)
         clf.path = path
-        clf.precision = precision(device, quantize, kind, used)
+        clf.precision = precision(device, quantize, kind, used, margin)
         return clf
 
     def save(self, path: str | Path, **extra) -> Path:

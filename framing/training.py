@@ -94,6 +94,10 @@ class TrainConfig:
     distill_alpha: float = 0.7
     dropout: float = 0.1
     """Dropout before the classification head."""
+    int8_recheck: float = 0.0
+    """Recorded in ``framing.json``: the default ``--int8-recheck`` margin of the trained model (with
+    ``--quantize``, sentences whose int8 top-two logit margin is under it are relabelled in fp32);
+    for a model whose int8 labels flip too often. Does not change training."""
 
     # baselines
     C: float = 4.0
@@ -117,6 +121,9 @@ class TrainConfig:
             fail("trainable_layers", "an integer >= 0")
         if not isinstance(self.distill_alpha, (int, float)) or not 0 <= self.distill_alpha <= 1:
             fail("distill_alpha", "a number in [0, 1]")
+        if (isinstance(self.int8_recheck, bool) or not isinstance(self.int8_recheck, (int, float))
+                or not self.int8_recheck >= 0):
+            fail("int8_recheck", "a logit margin >= 0")
         if not isinstance(self.distill_temperature, (int, float)) or self.distill_temperature <= 0:
             fail("distill_temperature", "a positive number")
         if self.balance not in ("loss", "sampling", "none"):
@@ -712,7 +719,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
     from framing import __version__
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    clf.save(output_dir)
+    clf.save(output_dir, **({"int8_recheck": cfg.int8_recheck} if cfg.int8_recheck else {}))
     if getattr(backend, "train_logits", None) is not None:
         # Left for a student distilled from this model (see teacher_logits), keyed by its content.
         from framing.paths import model_content_hash

@@ -10,7 +10,7 @@ import torch
 import framing.ct2 as ct2
 from framing import Classifier
 from framing.encoder import ENCODERS, EncoderSpec, register, sha256_file
-from framing.model import model_fingerprint
+from framing.model import RecheckBackend, model_fingerprint
 from framing.training import TrainConfig, train
 
 from conftest import TRAIN
@@ -94,11 +94,34 @@ def test_auto_takes_ctranslate2_where_the_encoder_converts(pooled_dir):
     assert ct2.resolve_engine("torch", meta, device="cpu", quantize=True) == "torch"
     assert ct2.resolve_engine("auto", meta, device="cpu", quantize=False) == "none"
     assert ct2.resolve_engine("auto", meta, device="cuda", quantize=True) == "none"
-    clf = Classifier.load(pooled_dir, device="cpu", quantize=True)
+    clf = Classifier.load(pooled_dir, device="cpu", quantize=True, recheck=0)
     assert clf.precision == "int8-ctranslate2" and isinstance(clf.backend, ct2.CT2Backend)
-    assert Classifier.load(pooled_dir, device="cpu", quantize=True, engine="torch").precision == "int8"
-    assert model_fingerprint(pooled_dir, device="cpu", quantize=True)["precision"] == "int8-ctranslate2"
-    assert model_fingerprint(pooled_dir, device="cpu", quantize=True, engine="torch")["precision"] == "int8"
+    assert Classifier.load(pooled_dir, device="cpu", quantize=True, engine="torch", recheck=0).precision == "int8"
+    assert model_fingerprint(pooled_dir, device="cpu", quantize=True, recheck=0)["precision"] == "int8-ctranslate2"
+    assert model_fingerprint(pooled_dir, device="cpu", quantize=True, engine="torch",
+                             recheck=0)["precision"] == "int8"
+    assert Classifier.load(pooled_dir, device="cpu", quantize=True).precision == "int8-ctranslate2"
+    assert model_fingerprint(pooled_dir, device="cpu", quantize=True, engine="torch",
+                             recheck=0.25)["precision"] == "int8+fp32<0.25"
+
+
+def test_a_model_can_ask_for_the_fp32_recheck(pooled_dir, tmp_path):
+    """``int8_recheck`` in framing.json is the model's default margin; ``recheck=`` overrides it."""
+    import shutil
+
+    m = tmp_path / "m"
+    shutil.copytree(pooled_dir, m)
+    meta = json.loads((m / "framing.json").read_text())
+    (m / "framing.json").write_text(json.dumps(dict(meta, int8_recheck=0.5)))
+    clf = Classifier.load(m, device="cpu", quantize=True)
+    assert clf.precision == "int8-ctranslate2+fp32<0.5" and isinstance(clf.backend, RecheckBackend)
+    assert isinstance(clf.backend.fast, ct2.CT2Backend) and clf.backend.margin == 0.5
+    assert model_fingerprint(m, device="cpu", quantize=True)["precision"] == clf.precision
+    assert Classifier.load(m, device="cpu", quantize=True, recheck=0).precision == "int8-ctranslate2"
+    assert Classifier.load(m, device="cpu").precision == "fp32"  # no int8: nothing to recheck
+    (m / "framing.json").write_text(json.dumps(dict(meta, int8_recheck="high")))
+    with pytest.raises(ValueError, match="framing.json: int8_recheck must be a logit margin >= 0, got 'high'"):
+        Classifier.load(m, device="cpu", quantize=True)
 
 
 def test_engine_errors_say_why(pooled_dir, tmp_path, monkeypatch, _tiny_model_session):
@@ -119,27 +142,39 @@ def test_engine_errors_say_why(pooled_dir, tmp_path, monkeypatch, _tiny_model_se
 
 def test_close_to_fp32(pooled_dir):
     fp32 = Classifier.load(pooled_dir, device="cpu").predict_proba(TEXTS)
-    q = Classifier.load(pooled_dir, device="cpu", quantize=True, engine="ctranslate2").predict_proba(TEXTS)
+    q = Classifier.load(pooled_dir, device="cpu", quantize=True, engine="ctranslate2", recheck=0).predict_proba(TEXTS)
     assert np.abs(q - fp32).max() < 0.05
     # the int8 path really ran: not the fp32 numbers
     assert not np.array_equal(q, fp32)
 
 
-def test_logits_do_not_depend_on_batch_mates_order_or_batch_size(pooled_dir):
+def _median_margin(logits):
+    top2 = np.sort(logits, axis=1)[:, -2:]
+    return top2[:, 1] - top2[:, 0], float(np.median(top2[:, 1] - top2[:, 0]))
+
+
+@pytest.mark.parametrize("recheck", [0, "median"])
+def test_logits_do_not_depend_on_batch_mates_order_or_batch_size(pooled_dir, recheck):
     texts = TEXTS * 3
-    ref = Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=64).logits(texts)
-    alone = np.stack([Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=1).logits([t])[0]
-                      for t in TEXTS])
-    assert np.array_equal(alone, ref[: len(TEXTS)])
+    if recheck == "median":  # some sentences rechecked in fp32, some not
+        recheck = _median_margin(Classifier.load(pooled_dir, device="cpu", quantize=True, recheck=0).logits(TEXTS))[1]
+    ref = Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=64, recheck=recheck).logits(texts)
+    alone = np.stack([Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=1,
+                                      recheck=recheck).logits([t])[0] for t in TEXTS])
+    # int8 rows are bit-identical; fp32 rows (the rechecked ones) to rounding, as fp32 labelling
+    # always was: torch's fp32 kernels may round differently for another number of rows
+    same = np.array_equal if recheck == 0 else lambda a, b: np.allclose(a, b, rtol=0, atol=1e-5)
+    assert same(alone, ref[: len(TEXTS)])
     order = list(range(len(texts)))
     random.Random(0).shuffle(order)
     for bs in (2, 5):
-        got = Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=bs).logits([texts[i] for i in order])
-        assert np.array_equal(got, ref[order])
+        got = Classifier.load(pooled_dir, device="cpu", quantize=True, batch_size=bs,
+                              recheck=recheck).logits([texts[i] for i in order])
+        assert same(got, ref[order])
 
 
 def test_conversion_is_cached_and_a_damaged_one_is_rebuilt(pooled_dir, tmp_path, monkeypatch):
-    ref = Classifier.load(pooled_dir, device="cpu", quantize=True).logits(TEXTS)
+    ref = Classifier.load(pooled_dir, device="cpu", quantize=True, recheck=0).logits(TEXTS)
     (entry,) = (tmp_path / "cache" / "ctranslate2").iterdir()
     stamp = (entry / "model.bin").stat().st_mtime_ns
     import framing.pooled
@@ -149,14 +184,46 @@ def test_conversion_is_cached_and_a_damaged_one_is_rebuilt(pooled_dir, tmp_path,
 
     with monkeypatch.context() as m:
         m.setattr(framing.pooled.PooledBackend, "load", no_torch_load)
-        assert np.array_equal(Classifier.load(pooled_dir, device="cpu", quantize=True).logits(TEXTS), ref)
+        assert np.array_equal(Classifier.load(pooled_dir, device="cpu", quantize=True, recheck=0).logits(TEXTS), ref)
     assert (entry / "model.bin").stat().st_mtime_ns == stamp  # reused, not converted again
     with open(entry / "model.bin", "r+b") as f:  # flip bytes in the middle of the weights
         f.seek((entry / "model.bin").stat().st_size // 2)
         f.write(b"\x00\x01\x02\x03" * 8)
-    again = Classifier.load(pooled_dir, device="cpu", quantize=True).logits(TEXTS)
+    again = Classifier.load(pooled_dir, device="cpu", quantize=True, recheck=0).logits(TEXTS)
     assert np.array_equal(again, ref)
     assert [p.name for p in (tmp_path / "cache" / "ctranslate2").iterdir()] == [entry.name]
+
+
+@pytest.mark.parametrize("engine", ["ctranslate2", "torch"])
+def test_near_ties_and_only_they_are_relabelled_in_fp32(pooled_dir, engine):
+    fp32 = Classifier.load(pooled_dir, device="cpu").logits(TEXTS)
+    int8 = Classifier.load(pooled_dir, device="cpu", quantize=True, engine=engine, recheck=0).logits(TEXTS)
+    margins, median = _median_margin(int8)
+    clf = Classifier.load(pooled_dir, device="cpu", quantize=True, engine=engine, recheck=median)
+    got = clf.logits(TEXTS)
+    near = margins < median
+    assert 0 < near.sum() < len(TEXTS) and clf.backend.rechecked == near.sum()
+    assert np.array_equal(got[~near], int8[~near])
+    np.testing.assert_allclose(got[near], fp32[near], rtol=0, atol=1e-5)
+    assert not np.allclose(int8[near], fp32[near], rtol=0, atol=1e-5)  # so the rows really changed
+    # a margin above every gap rechecks everything: the fp32 numbers
+    np.testing.assert_allclose(Classifier.load(pooled_dir, device="cpu", quantize=True, engine=engine,
+                                               recheck=float(margins.max()) + 1).logits(TEXTS), fp32, rtol=0, atol=1e-5)
+
+
+def test_bad_recheck_values_are_refused(pooled_dir, tmp_path, capsys):
+    from framing.cli import main
+
+    for bad in (-0.1, float("nan"), "0.5", True):
+        with pytest.raises(ValueError, match=r"recheck \(--int8-recheck\) must be a logit margin >= 0"):
+            Classifier.load(pooled_dir, device="cpu", quantize=True, recheck=bad)
+    with pytest.raises(ValueError, match="applies to int8 inference: add quantize=True"):
+        Classifier.load(pooled_dir, device="cpu", recheck=0.5)
+    inp = tmp_path / "in.txt"
+    inp.write_text("Residents said soldiers shot at them.\n")
+    assert main(["label", str(inp), "--model", str(pooled_dir), "--quantize", "--int8-recheck", "-1",
+                 "-o", str(tmp_path / "o.jsonl")]) != 0
+    assert "--int8-recheck" in capsys.readouterr().err and not (tmp_path / "o.jsonl").exists()
 
 
 def test_label_command_takes_the_engine_flag(pooled_dir, tmp_path, capsys):

@@ -387,8 +387,9 @@ def test_a_training_log_gets_a_line_per_minute_not_per_step(tmp_path, tiny_regis
     epochs = 4
     cfg = TrainConfig(model="pooled", encoder=spec.name, trainable_layers=1, epochs=epochs, learning_rate=5e-3,
                       batch_size=2, lora_r=4, lora_alpha=8, lora_dropout=0.0, dropout=0.0, warmup_ratio=0.0,
-                      patience=0, real_dev="", lora_targets=list(spec.lora_targets))
+                      patience=0, real_dev="", lora_targets=list(spec.lora_targets), int8_recheck=0.25)
     train(cfg, tmp_path / "m", argv=["framing", "train"], log=lambda *_: None, corpus=_corpus())
+    assert json.loads((tmp_path / "m" / "framing.json").read_text())["int8_recheck"] == 0.25  # the recipe's
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train:")]
     steps = epochs * len(_corpus()["train"]) // 2
     assert lines and lines[-1].startswith("train: 100%") and f"{steps}/{steps}" in lines[-1]

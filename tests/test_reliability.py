@@ -51,6 +51,21 @@ def read(path):
     return [json.loads(line) for line in open(path, encoding="utf-8")]
 
 
+MODES = ("fp32", "int8", "int8-recheck")
+"""fp32; int8 alone; int8 with near-ties relabelled in fp32 (a margin that rechecks about half)."""
+
+
+def mode_settings(mode, model_dir):
+    """``(quantize, recheck)`` for a mode; the recheck margin is the median int8 top-two margin of
+    sentences like ``write_docs``', so that some sentences are rechecked and some are not."""
+    if mode != "int8-recheck":
+        return mode != "fp32", (0.0 if mode == "int8" else None)
+    rng = random.Random(5)
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 14))).capitalize() + "." for _ in range(200)]
+    top2 = np.sort(Classifier.load(model_dir, device="cpu", quantize=True, recheck=0).logits(texts), axis=1)[:, -2:]
+    return True, float(np.median(top2[:, 1] - top2[:, 0]))
+
+
 def by_sentence(rows):
     return {(r["doc_id"], r["sent_id"]): r for r in rows}
 
@@ -96,8 +111,9 @@ def test_length_batches_hold_one_length_and_respect_bounds():
 # ------------------------------------------------------------ labels depend on the sentence only
 
 
-@pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "int8"])
-def test_labels_do_not_depend_on_order_batch_size_or_window(model_dir, tmp_path, quantize):
+@pytest.mark.parametrize("mode", MODES)
+def test_labels_do_not_depend_on_order_batch_size_or_window(model_dir, tmp_path, mode):
+    quantize, recheck = mode_settings(mode, model_dir)
     inp = write_docs(tmp_path / "in.jsonl", 120)
     lines = open(inp).read().splitlines()
     random.Random(1).shuffle(lines)
@@ -106,10 +122,12 @@ def test_labels_do_not_depend_on_order_batch_size_or_window(model_dir, tmp_path,
 
     results = []
     for k, (path, batch_size, window) in enumerate([(inp, 64, 2048), (shuffled, 1, 7), (inp, 5, 1), (shuffled, 17, 50)]):
-        clf = Classifier.load(model_dir, device="cpu", batch_size=batch_size, quantize=quantize)
+        clf = Classifier.load(model_dir, device="cpu", batch_size=batch_size, quantize=quantize, recheck=recheck)
         out = tmp_path / f"out{k}.jsonl"
         run_label_job(clf, [str(path)], out, window=window, progress=False, log=quiet)
         results.append(by_sentence(read(out)))
+        if mode == "int8-recheck":  # both paths really ran
+            assert 0 < clf.backend.rechecked < len(results[-1])
     ref = results[0]
     for other in results[1:]:
         assert other.keys() == ref.keys()
@@ -144,10 +162,11 @@ class InterruptAfter:
         return self.clf.submit(texts)
 
 
-@pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "int8"])
-def test_resume_at_any_window_gives_the_uninterrupted_output(model_dir, tmp_path, quantize):
+@pytest.mark.parametrize("mode", MODES)
+def test_resume_at_any_window_gives_the_uninterrupted_output(model_dir, tmp_path, mode):
+    quantize, recheck = mode_settings(mode, model_dir)
     inp = write_docs(tmp_path / "in.jsonl", 60)
-    clf = Classifier.load(model_dir, device="cpu", quantize=quantize)
+    clf = Classifier.load(model_dir, device="cpu", quantize=quantize, recheck=recheck)
     ref = tmp_path / "ref.jsonl"
     run_label_job(clf, [str(inp)], ref, window=16, progress=False, log=quiet)
     for stop in (1, 2, 5, 9):
@@ -156,20 +175,22 @@ def test_resume_at_any_window_gives_the_uninterrupted_output(model_dir, tmp_path
             run_label_job(InterruptAfter(clf, stop), [str(inp)], out, window=16, progress=False, log=quiet)
         assert not out.exists()
         # resume with another batch size: the committed and the new records must still agree
-        again = Classifier.load(model_dir, device="cpu", quantize=quantize, batch_size=3)
+        again = Classifier.load(model_dir, device="cpu", quantize=quantize, recheck=recheck, batch_size=3)
         run_label_job(again, [str(inp)], out, window=16, resume=True, progress=False, log=quiet)
         assert out.read_bytes() == ref.read_bytes(), stop
 
 
-@pytest.mark.parametrize("quantize", [False, True], ids=["fp32", "int8"])
-def test_workers_give_the_single_process_output_and_resume(model_dir, tmp_path, quantize):
+@pytest.mark.parametrize("mode", MODES)
+def test_workers_give_the_single_process_output_and_resume(model_dir, tmp_path, mode):
     from framing.batch import WorkerPool
 
+    quantize, recheck = mode_settings(mode, model_dir)
     inp = write_docs(tmp_path / "in.jsonl", 80, bad=33)
     ref = tmp_path / "ref.jsonl"
-    run_label_job(Classifier.load(model_dir, device="cpu", quantize=quantize), [str(inp)], ref, window=16,
+    run_label_job(Classifier.load(model_dir, device="cpu", quantize=quantize, recheck=recheck), [str(inp)], ref,
+                  window=16,
                   on_error="skip", progress=False, log=quiet)
-    with WorkerPool(str(model_dir), 2, quantize=quantize) as pool:
+    with WorkerPool(str(model_dir), 2, quantize=quantize, recheck=recheck) as pool:
         out = tmp_path / "out.jsonl"
         stats = run_label_job(pool, [str(inp)], out, window=16, on_error="skip", progress=False, log=quiet)
         assert out.read_bytes() == ref.read_bytes() and stats.rejects == 1
@@ -179,7 +200,7 @@ def test_workers_give_the_single_process_output_and_resume(model_dir, tmp_path, 
         with pytest.raises(KeyboardInterrupt):
             run_label_job(InterruptAfter(pool, 4), [str(inp)], out2, window=16, on_error="skip", progress=False,
                           log=quiet)
-    with WorkerPool(str(model_dir), 2, quantize=quantize) as pool:
+    with WorkerPool(str(model_dir), 2, quantize=quantize, recheck=recheck) as pool:
         run_label_job(pool, [str(inp)], out2, window=16, on_error="skip", resume=True, progress=False, log=quiet)
     assert out2.read_bytes() == ref.read_bytes()
     assert read(tmp_path / "out2.jsonl.rejects.jsonl") == read(tmp_path / "ref.jsonl.rejects.jsonl")

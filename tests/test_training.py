@@ -22,6 +22,7 @@ def test_default_config_is_valid():
     ("epochs='three'", "config key 'epochs' must be int, got str 'three'"),
     ("train_splits=['train', 'dev']", "config key 'train_splits' must be a list without 'dev'"),
     ("noequals", "--set expects key=value, got 'noequals'"),
+    ("int8_recheck=-0.5", "config key 'int8_recheck' must be a logit margin >= 0, got -0.5"),
 ])
 def test_bad_config_values_name_the_key(override, message):
     with pytest.raises(ValueError, match=re.escape(message)):
