@@ -15,6 +15,14 @@ def test_default_config_is_valid():
     assert cfg.model == "transformer" and cfg.lora
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "training" / "configs").glob("*.toml")))
+def test_every_shipped_recipe_parses(name):
+    """Each config a model card's rebuild command names loads and validates (a duplicate key or a
+    typo would otherwise surface only when someone retrains)."""
+    cfg = TrainConfig.from_toml(ROOT / "training" / "configs" / name)
+    assert cfg.name and cfg.model in ("pooled", "transformer", "tfidf-lr", "embedding-lr")
+
+
 @pytest.mark.parametrize("override, message", [
     ("epochs=0", "config key 'epochs' must be a positive integer, got 0"),
     ("balance='oversample'", "config key 'balance' must be one of 'loss', 'sampling', 'none'"),
