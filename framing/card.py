@@ -115,7 +115,7 @@ def render_card(cfg, metrics: dict, calibration: dict, provenance: dict, argv) -
         "  models' errors on `real_dev` (by pattern; none of its sentences is in the corpus), so it has served",
         "  as a development set. No corpus round was written from errors on the held-out domains or the",
         "  held-out real-world disputes, which are the honest test.",
-        "- Domains far from the corpus's (e.g. financial fraud, medical research ethics) are untested.",
+        "- Domains far from the corpus's (e.g. consumer product safety, tax disputes) are untested.",
         "",
         "## Reproduce",
         "",
