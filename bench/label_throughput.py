@@ -14,13 +14,15 @@ In one run, for `fast` and `accurate`:
 1. `framing label --unit sentence --quantize` end to end (process start, model load, reading,
    labelling, writing JSONL): sentences/s and peak RSS, on the default int8 engine (CTranslate2
    for a model it runs, such as `fast`) and, where that is not torch, with `--int8-engine torch`;
-   also with `--workers 2`;
+   also with `--workers 2`; for a model that relabels its int8 near-ties in fp32 by default
+   (`int8_recheck` in its framing.json: `fast`), also with `--int8-recheck 0`;
 2. the same in fp32;
 3. a plain pipeline over `framing export` of the same model, in its own process:
    `transformers.pipeline("feature-extraction", batch_size=32)` over a generator with
    `return_tensors=True` (the exported encoder; streaming, no hidden states turned into lists),
    then mean pooling and the exported head in numpy: what a user without framing would write;
-4. macro-F1 in fp32 and int8 (each engine) on the held-out splits (cross-domain, world-heldout) and real_dev;
+4. macro-F1 in fp32 and int8 (each engine, with and without the recheck) on the held-out splits
+   (cross-domain, world-heldout) and real_dev;
 5. with `--engines`, model-only int8 speed of torch (framing's per-row int8) against ONNX Runtime
    dynamic int8 and CTranslate2 int8, where installed (`pip install onnx onnxruntime ctranslate2`);
 6. with CUDA, fp16 figures on the GPU.
@@ -198,9 +200,10 @@ def run_pipeline(model: str, inp: Path, d: Path) -> dict:
     return {"seconds": p["seconds"], "n": p["n"], "rate": p["n"] / p["seconds"], "peak_rss_mb": p["peak_rss_kb"] / 1024}
 
 
-def int8_accuracy(model: str, engines: list[str]) -> dict:
+def int8_accuracy(model: str, engines: list[str], recheck: float = 0.0) -> dict:
     """Macro-F1 in fp32 and in int8 on each engine (``int8`` = torch, ``int8-ctranslate2``) on the
-    held-out splits and real_dev."""
+    held-out splits and real_dev; for a model with an fp32 recheck of near-ties (``recheck``, its
+    ``int8_recheck``), each engine with and without it."""
     from framing import Classifier
     from framing.evaluation import load_eval_data
     from framing.metrics import classification_report
@@ -208,8 +211,9 @@ def int8_accuracy(model: str, engines: list[str]) -> dict:
 
     datas = ["cross-domain", "world-heldout"] + (["real-dev"] if real_dev_path().is_file() else [])
     out = {}
-    for q, engine in [(False, "torch")] + [(True, e) for e in engines]:
-        clf = Classifier.load(model, device="cpu", quantize=q, engine=engine)
+    runs = [(False, "torch", None)] + [(True, e, r) for e in engines for r in ([None, 0] if recheck else [None])]
+    for q, engine, r in runs:
+        clf = Classifier.load(model, device="cpu", quantize=q, engine=engine, recheck=r)
         for spec in datas:
             data = load_eval_data(spec)
             rep = classification_report(data.labels, clf.predict(data.texts))
@@ -381,7 +385,10 @@ def main() -> int:
                 subprocess.run([sys.executable, "-c", f"from framing import Classifier; Classifier.load({model!r}, "
                                 "device='cpu', quantize=True)"], check=True, capture_output=True)
                 print(f"{model}: CTranslate2 conversion (or cache check) in {time.time() - t0:.1f} s, process start included")
+            recheck = float(_read_json(resolve_model(model) / "framing.json").get("int8_recheck", 0.0))
             r = {"int8": run_framing(inp, d / "q.jsonl", model, True)}
+            if recheck:  # the model relabels its int8 near-ties in fp32 by default: also without
+                r["int8_norecheck"] = run_framing(inp, d / "qn.jsonl", model, True, ["--int8-recheck", "0"])
             if "ctranslate2" in engines:
                 r["int8_torch"] = run_framing(inp, d / "qt.jsonl", model, True, ["--int8-engine", "torch"])
             r.update({"int8_workers2": run_framing(inp, d / "q2.jsonl", model, True, ["--workers", "2"]),
@@ -391,7 +398,9 @@ def main() -> int:
                 r["cuda_fp16"] = run_framing(inp, d / "g.jsonl", model, False, device="cuda")
             print(f"{model} ({n} sentences):")
             default = "ctranslate2" if "ctranslate2" in engines else "torch"
-            for k, name in [("int8", f"framing label --quantize ({default})"),
+            for k, name in [("int8", f"framing label --quantize ({default}"
+                                     + (f", fp32 recheck below margin {recheck:g})" if recheck else ")")),
+                            ("int8_norecheck", "  ... --int8-recheck 0 (int8 only)"),
                             ("int8_torch", "  ... --int8-engine torch"), ("int8_workers2", "  ... --workers 2"),
                             ("fp32", "framing label (fp32)"), ("pipeline", "plain pipeline (fp32)"),
                             ("cuda_fp16", "framing label --device cuda (fp16)")]:
@@ -402,7 +411,7 @@ def main() -> int:
                   "(framing's times include process start and model load; the pipeline's include the model load, "
                   "not its imports)")
             if not args.skip_accuracy:
-                acc = int8_accuracy(model, engines)
+                acc = int8_accuracy(model, engines, recheck)
                 r["accuracy"] = acc
                 for prec in [p for p in next(iter(acc.values())) if p != "fp32"]:
                     print(f"  macro-F1 fp32 -> {prec}: " + ", ".join(

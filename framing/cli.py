@@ -333,8 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "otherwise (default: auto)")
     lab.add_argument("--int8-recheck", type=float, default=None, metavar="MARGIN",
                      help="with --quantize: relabel in fp32 each sentence whose int8 top-two logit margin is "
-                          "under MARGIN, where int8 could flip its label (default: the model's int8_recheck, 0.5 "
-                          "for fast: about 4%% of sentences; 0: int8 only); the fp32 weights are loaded too")
+                          "under MARGIN, where int8 could flip its label (default: the model's int8_recheck, 0 for "
+                          "both shipped models; 0.5 rechecks about 4%% of fast's sentences at 0.7x its int8 "
+                          "rate); the fp32 weights are loaded too")
     lab.add_argument("--batch-size", type=int, default=64, help="at most this many sentences per forward pass")
     lab.add_argument("--batch-tokens", type=int, default=None,
                      help="at most this many tokens, padding included, per forward pass (default: 1024 on CPU, "
