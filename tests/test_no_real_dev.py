@@ -36,6 +36,12 @@ def test_no_real_dev_sentence_in_repo():
     assert not leaks, "real_dev sentences copied into the repo:\n" + "\n".join(leaks)
 
 
+STOCK_NAMES = ("the office of the un high commissioner for human rights",
+               "the office of the united nations high commissioner for human rights")
+"""Official names of bodies, eight words or longer: shared with real_dev because they are names.
+Runs of words inside one do not count as shared wording."""
+
+
 def _word_runs(text: str, n: int) -> set[str]:
     words = re.findall(r"\w+", text.lower())
     return {" ".join(words[i:i + n]) for i in range(len(words) - n + 1)}
@@ -52,7 +58,8 @@ def test_no_close_paraphrase_of_real_dev_in_repo():
     for line in REAL_DEV.open(encoding="utf-8"):
         if line.strip():
             rec = json.loads(line)
-            runs.update({r: rec["id"] for r in _word_runs(rec["text"], 8)})
+            runs.update({r: rec["id"] for r in _word_runs(rec["text"], 8)
+                         if not any(f" {r} " in f" {name} " for name in STOCK_NAMES)})
     leaks = []
     for f in repo_files():
         if f.suffix not in TEXT_SUFFIXES or not f.is_file():
