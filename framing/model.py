@@ -319,8 +319,10 @@ def recheck_margin(recheck: float | None, engine: str, meta: dict | None = None)
     With a margin, sentences whose int8 top-two logit margin is under it are relabelled in fp32.
     int8 moves the shipped models' logits by a median of 0.03-0.05 and at most 0.5-1.0, so its
     label flips gather among near-ties. An invalid value is an error naming the parameter."""
-    if recheck is not None and (isinstance(recheck, bool) or not isinstance(recheck, (int, float))
-                                or not recheck >= 0):
+    def is_margin(x) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0
+
+    if recheck is not None and not is_margin(recheck):
         raise ValueError(f"recheck (--int8-recheck) must be a logit margin >= 0 (0: no fp32 recheck), "
                          f"got {recheck!r}")
     if engine == "none":
@@ -330,7 +332,7 @@ def recheck_margin(recheck: float | None, engine: str, meta: dict | None = None)
         return 0.0
     if recheck is None:
         recheck = (meta or {}).get("int8_recheck", 0.0)
-        if isinstance(recheck, bool) or not isinstance(recheck, (int, float)) or not recheck >= 0:
+        if not is_margin(recheck):
             raise ValueError(f"framing.json: int8_recheck must be a logit margin >= 0, got {recheck!r}")
     return float(recheck)
 
@@ -338,9 +340,10 @@ def recheck_margin(recheck: float | None, engine: str, meta: dict | None = None)
 class RecheckBackend:
     """int8 logits, except for near-ties, which are recomputed in fp32.
 
-    A sentence is rechecked when its int8 top-two logit margin is under ``margin``. Both backends
-    give a sentence the same logits whatever its batch-mates, so the decision, and the label,
-    depend only on the sentence. The fp32 model stays loaded beside the int8 one.
+    A sentence is rechecked when its int8 top-two logit margin is under ``margin``. Its int8 logits
+    are bit-identical whatever its batch-mates, so the decision depends only on the sentence; the
+    rechecked rows carry fp32 logits, equal across batchings to rounding, as fp32 labelling always
+    was. The fp32 model stays loaded beside the int8 one.
     """
 
     def __init__(self, fast, exact, margin: float):
