@@ -21,7 +21,7 @@ import numpy as np
 
 from framing.calibration import reliability
 from framing.labels import LABELS
-from framing.metrics import classification_report, flatten_report, softmax
+from framing.metrics import classification_report, flatten_report, say, softmax
 
 NAMED_SPLITS = {"train": "train", "dev": "dev", "test": "test", "cross-domain": "cross_domain",
                 "cross_domain": "cross_domain", "world-heldout": "world_heldout", "world_heldout": "world_heldout"}
@@ -170,7 +170,7 @@ def evaluate_model(clf, data: EvalData, n_boot: int = 1000, seed: int = 0, max_e
 
 
 def evaluate(models: list, datas: list[str], output_dir: str | Path | None = None, n_boot: int = 1000,
-             seed: int = 0, plots: bool = True, log=print) -> dict:
+             seed: int = 0, plots: bool = True, log=say) -> dict:
     """Evaluate each model on each data set; compare models pairwise; write the report.
 
     Args:
@@ -327,7 +327,7 @@ def _plots(report: dict, out: Path) -> dict:
 # ------------------------------------------------------------------------------ cross-domain
 
 
-def cross_domain(cfg, output_dir: str | Path, domains: list[str] | None = None, log=print) -> dict:
+def cross_domain(cfg, output_dir: str | Path, domains: list[str] | None = None, log=say) -> dict:
     """Leave-one-domain-out: for each domain, train ``cfg`` on the other domains and test on it.
 
     Training uses the train and cross_domain splits of the other domains, dev their dev split;

@@ -87,3 +87,10 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def say(message: str) -> None:
+    """The default log of training and evaluation: stdout, flushed per message, so that a background
+    run's log (``nohup framing train ... > log &``) shows each line when it happens, not when a
+    buffer fills."""
+    print(message, flush=True)

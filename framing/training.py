@@ -29,7 +29,7 @@ import numpy as np
 
 from framing.calibration import fit_temperature, reliability
 from framing.labels import ID2LABEL, LABEL2ID, LABELS
-from framing.metrics import classification_report, format_report, softmax
+from framing.metrics import classification_report, format_report, say, softmax
 from framing.model import Classifier, EmbeddingBackend, TfidfBackend, TransformerBackend, _resolve_device
 from framing.paths import project_path, real_dev_path
 
@@ -314,7 +314,7 @@ class BestEpoch:
     def __init__(self, patience: int):
         self.patience, self.score, self.epoch, self.bad, self.state = patience, -1.0, 0, 0, None
 
-    def update(self, score: float, epoch: int, model, log=print) -> bool:
+    def update(self, score: float, epoch: int, model, log=say) -> bool:
         """Record an epoch's score; True when training should stop."""
         self.bad = 0 if score > self.score else self.bad + 1
         if score >= self.score:
@@ -369,7 +369,7 @@ def build_transformer(cfg: TrainConfig, encoder_dir: Path):
 
 
 def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, model=None, tokenizer=None,
-                    log=print, watch: dict | None = None) -> TransformerBackend:
+                    log=say, watch: dict | None = None) -> TransformerBackend:
     """Fine-tune with class balancing, dynamic padding and early stopping on dev macro-F1.
 
     ``model``/``tokenizer`` may be given (tests pass a tiny random model); otherwise the packaged
@@ -449,7 +449,7 @@ def fit_transformer(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, devi
     return backend
 
 
-def teacher_logits(ref: str, texts: list[str], device: str, log=print) -> np.ndarray:
+def teacher_logits(ref: str, texts: list[str], device: str, log=say) -> np.ndarray:
     """Raw logits of the teacher model on ``texts``, from the cache when its trainer left them there."""
     from framing.paths import model_content_hash, resolve_model
 
@@ -485,7 +485,7 @@ def _save_logits_cache(path: Path, arr: np.ndarray) -> None:
 
 
 def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, encoder=None, tokenizer=None,
-               log=print, watch: dict | None = None, teacher: np.ndarray | None = None):
+               log=say, watch: dict | None = None, teacher: np.ndarray | None = None):
     """LoRA on the top ``cfg.trainable_layers`` layers of a registered encoder, pooled, with a linear head.
 
     The frozen lower layers run once over train and dev and their outputs are cached (fp16 on CPU);
@@ -617,14 +617,16 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
 
 
 def evaluate_sets(clf: Classifier, sets: dict[str, tuple[list[str], list[str]]],
-                  predictions: dict | None = None) -> dict:
+                  predictions: dict | None = None, logits: dict[str, np.ndarray] | None = None) -> dict:
     """Metrics (calibrated probabilities) for each named (texts, gold labels) set; ``predictions``,
-    if given, receives each set's predicted labels."""
+    if given, receives each set's predicted labels. ``logits`` holds raw logits already computed
+    for some sets (the trainer's dev logits, from calibration), so those sets are not run twice."""
     out = {}
+    logits = logits or {}
     for name, (texts, gold) in sets.items():
         if not texts:
             continue
-        probs = clf.predict_proba(texts)
+        probs = softmax(logits[name], clf.temperature) if name in logits else clf.predict_proba(texts)
         pred = [LABELS[i] for i in probs.argmax(1)]
         if predictions is not None:
             predictions[name] = pred
@@ -634,7 +636,7 @@ def evaluate_sets(clf: Classifier, sets: dict[str, tuple[list[str], list[str]]],
     return out
 
 
-def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = None, log=print,
+def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = None, log=say,
           model=None, tokenizer=None, corpus=None, baseline: str | Path | None = None,
           gate_on=None, tolerance: float = 0.0) -> tuple[Classifier, dict]:
     """Train, calibrate, evaluate and save a model. Returns the classifier and its metrics.
@@ -709,7 +711,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, argv: list[str] | None = 
     elif cfg.real_dev:
         log(f"note: {real_dev} not found; real_dev metrics skipped")
     predictions: dict = {}
-    metrics = evaluate_sets(clf, sets, predictions)
+    metrics = evaluate_sets(clf, sets, predictions, {"dev": dev_logits} if dev_texts else None)
     for name, rep in metrics.items():
         log(format_report(rep, f"-- {name}"))
 

@@ -394,3 +394,19 @@ def test_a_training_log_gets_a_line_per_minute_not_per_step(tmp_path, tiny_regis
     steps = epochs * len(_corpus()["train"]) // 2
     assert lines and lines[-1].startswith("train: 100%") and f"{steps}/{steps}" in lines[-1]
     assert len(lines) <= epochs + 2, f"{len(lines)} progress lines for {steps} steps"
+
+
+def test_a_background_training_log_shows_each_message_when_it_happens(tmp_path, tiny_registered, monkeypatch):
+    """Under ``nohup ... > log`` stdout is a block-buffered file: the trainer's messages must reach
+    it as they are logged, not when the buffer fills or the process ends."""
+    import io
+
+    spec, _ = tiny_registered
+    raw = io.BytesIO()
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(raw, encoding="utf-8", line_buffering=False))
+    cfg = TrainConfig(model="pooled", encoder=spec.name, trainable_layers=1, epochs=1, batch_size=2, lora_r=4,
+                      lora_alpha=8, patience=0, real_dev="", lora_targets=list(spec.lora_targets))
+    train(cfg, tmp_path / "m", argv=["framing", "train"], corpus=_corpus())
+    logged = raw.getvalue().decode()  # what a `tail -f` sees now, before anything else flushes
+    assert logged.startswith("training pooled on"), logged[:200]
+    assert f"saved {tmp_path / 'm'}" in logged
