@@ -201,12 +201,15 @@ class TransformerBackend:
             own_memory(model)
         return cls(model, tokenizer, int(meta.get("max_length", 128)), encoder)
 
-    def logits(self, texts: list[str], batch_size: int, max_batch_tokens: int | None = None) -> np.ndarray:
+    def logits(self, texts: list[str], batch_size: int, max_batch_tokens: int | None = None,
+               padded: bool = False) -> np.ndarray:
         """Logits in input order; batches of at most ``batch_size`` sentences and ``max_batch_tokens`` tokens.
 
         On CPU a batch holds sentences of one token length only (:func:`length_batches`), so there
         is no padding and a sentence's logits are bit-identical whatever it is batched with, in
         fp32 and int8 alike: labels never depend on input order, window or resume point.
+        ``padded`` lets sentences of neighbouring lengths share a padded batch, as on CUDA: far
+        fewer batches for a few scattered sentences (the fp32 recheck), logits equal to rounding.
 
         The token bound counts padding (sentences x longest in the batch) and defaults to 1,024 on
         CPU and 8,192 on CUDA. Bounding tokens rather than sentences keeps every activation tensor
@@ -222,7 +225,7 @@ class TransformerBackend:
         out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
         ids = self.token_ids(texts)
         batches = length_batches([len(x) for x in ids], batch_size, max_batch_tokens,
-                                 exact=device.type != "cuda")
+                                 exact=device.type != "cuda" and not padded)
         if device.type == "cpu" and getattr(self, "_heap", None) is None:
             from framing.quantize import HeapGuard
 
@@ -343,7 +346,9 @@ class RecheckBackend:
     A sentence is rechecked when its int8 top-two logit margin is under ``margin``. Its int8 logits
     are bit-identical whatever its batch-mates, so the decision depends only on the sentence; the
     rechecked rows carry fp32 logits, equal across batchings to rounding, as fp32 labelling always
-    was. The fp32 model stays loaded beside the int8 one.
+    was. The fp32 model stays loaded beside the int8 one. The rechecked rows of a call (a few
+    percent, of scattered lengths) share padded fp32 batches: one batch per token length would make
+    most of them batches of one.
     """
 
     def __init__(self, fast, exact, margin: float):
@@ -367,7 +372,7 @@ class RecheckBackend:
         top2 = np.sort(out, axis=1)[:, -2:]
         near = np.flatnonzero(top2[:, 1] - top2[:, 0] < self.margin)
         if near.size:
-            out[near] = self.exact.logits([texts[i] for i in near], batch_size, max_batch_tokens)
+            out[near] = self.exact.logits([texts[i] for i in near], batch_size, max_batch_tokens, padded=True)
             self.rechecked += int(near.size)
         return out
 

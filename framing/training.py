@@ -217,7 +217,7 @@ def progress(total: int, desc: str, unit: str, every: float = 60.0):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=_Lines(sys.stderr), ncols=100, ascii=True,
-                mininterval=every, maxinterval=every)
+                mininterval=every, maxinterval=float("inf"))
 
 
 def set_seed(seed: int) -> None:
