@@ -200,10 +200,10 @@ def run_pipeline(model: str, inp: Path, d: Path) -> dict:
     return {"seconds": p["seconds"], "n": p["n"], "rate": p["n"] / p["seconds"], "peak_rss_mb": p["peak_rss_kb"] / 1024}
 
 
-def int8_accuracy(model: str, engines: list[str], recheck: float = 0.0) -> dict:
+def int8_accuracy(model: str, engines: list[str], recheck: float = 0.0, alt: float = 0.0) -> dict:
     """Macro-F1 in fp32 and in int8 on each engine (``int8`` = torch, ``int8-ctranslate2``) on the
     held-out splits and real_dev; for a model with an fp32 recheck of near-ties (``recheck``, its
-    ``int8_recheck``), each engine with and without it."""
+    ``int8_recheck``), each engine with and without it; for one without, with ``alt`` if given."""
     from framing import Classifier
     from framing.evaluation import load_eval_data
     from framing.metrics import classification_report
@@ -211,7 +211,7 @@ def int8_accuracy(model: str, engines: list[str], recheck: float = 0.0) -> dict:
 
     datas = ["cross-domain", "world-heldout"] + (["real-dev"] if real_dev_path().is_file() else [])
     out = {}
-    runs = [(False, "torch", None)] + [(True, e, r) for e in engines for r in ([None, 0] if recheck else [None])]
+    runs = [(False, "torch", None)] + [(True, e, r) for e in engines for r in ([None, 0] if recheck else [None, alt] if alt else [None])]
     for q, engine, r in runs:
         clf = Classifier.load(model, device="cpu", quantize=q, engine=engine, recheck=r)
         for spec in datas:
@@ -347,6 +347,8 @@ def main() -> int:
     ap.add_argument("--unique", type=int, default=5000, help="distinct sentences in the --million stream")
     ap.add_argument("--engines", action="store_true", help="also compare int8 engines model-only")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--recheck", type=float, default=0.5,
+                    help="for a model without a default fp32 recheck, also run --int8-recheck at this margin (0: not)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     ap.add_argument("--only-pipeline", action="store_true", help="measure only the plain pipeline")
     args = ap.parse_args()
@@ -389,6 +391,8 @@ def main() -> int:
             r = {"int8": run_framing(inp, d / "q.jsonl", model, True)}
             if recheck:  # the model relabels its int8 near-ties in fp32 by default: also without
                 r["int8_norecheck"] = run_framing(inp, d / "qn.jsonl", model, True, ["--int8-recheck", "0"])
+            elif args.recheck:  # and with, for a model that does not
+                r["int8_recheck"] = run_framing(inp, d / "qr.jsonl", model, True, ["--int8-recheck", f"{args.recheck:g}"])
             if "ctranslate2" in engines:
                 r["int8_torch"] = run_framing(inp, d / "qt.jsonl", model, True, ["--int8-engine", "torch"])
             r.update({"int8_workers2": run_framing(inp, d / "q2.jsonl", model, True, ["--workers", "2"]),
@@ -401,6 +405,7 @@ def main() -> int:
             for k, name in [("int8", f"framing label --quantize ({default}"
                                      + (f", fp32 recheck below margin {recheck:g})" if recheck else ")")),
                             ("int8_norecheck", "  ... --int8-recheck 0 (int8 only)"),
+                            ("int8_recheck", f"  ... --int8-recheck {args.recheck:g}"),
                             ("int8_torch", "  ... --int8-engine torch"), ("int8_workers2", "  ... --workers 2"),
                             ("fp32", "framing label (fp32)"), ("pipeline", "plain pipeline (fp32)"),
                             ("cuda_fp16", "framing label --device cuda (fp16)")]:
@@ -411,7 +416,7 @@ def main() -> int:
                   "(framing's times include process start and model load; the pipeline's include the model load, "
                   "not its imports)")
             if not args.skip_accuracy:
-                acc = int8_accuracy(model, engines, recheck)
+                acc = int8_accuracy(model, engines, recheck, args.recheck)
                 r["accuracy"] = acc
                 for prec in [p for p in next(iter(acc.values())) if p != "fp32"]:
                     print(f"  macro-F1 fp32 -> {prec}: " + ", ".join(
