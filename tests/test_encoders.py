@@ -19,7 +19,7 @@ from framing.encoder import (ENCODERS, MPNET, EncoderSpec, cache_dir, extract_sp
                              register, sha256_file)
 from framing.labels import LABELS
 from framing.losses import LOSSES, LossContext, get_loss
-from framing.pooled import PooledClassifier, add_lora, merge_lora_factors, trainable_state
+from framing.pooled import CheapDropout, PooledClassifier, add_lora, cheap_dropout, merge_lora_factors, trainable_state
 from framing.training import TrainConfig, fit_pooled, train
 
 from conftest import TRAIN
@@ -173,6 +173,47 @@ def test_lora_factors_merge_into_the_base_weights(kind, targets):
 def test_lora_targets_that_match_nothing_are_an_error():
     with pytest.raises(ValueError, match="no Linear module matches lora_targets \\['nope'\\]"):
         add_lora(_tiny_encoder("bert"), ("nope",), range(2), 4, 8, 0.0)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3])
+def test_cheap_dropout_drops_each_element_independently_with_probability_p(p):
+    torch.manual_seed(0)
+    x = torch.ones(1_000_001, requires_grad=True)   # odd: the last draw is used by half
+    y = CheapDropout(p).train()(x)
+    kept = y.detach() != 0
+    n = x.numel()
+    assert abs((~kept).float().mean().item() - p) < 5 * (p * (1 - p) / n) ** 0.5
+    torch.testing.assert_close(y.detach()[kept], torch.full((int(kept.sum()),), 1 / (1 - p)))
+    # the two halves of one 32-bit draw are independent: P(both dropped) = p^2
+    pairs = (~kept[:-1]).view(-1, 2)
+    assert abs(pairs.all(1).float().mean().item() - p * p) < 5 * (p * p / (n // 2)) ** 0.5
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
+
+
+def test_cheap_dropout_is_seeded_and_off_in_eval():
+    x = torch.randn(4, 7, 33)
+    drop = CheapDropout(0.2).train()
+    torch.manual_seed(5)
+    a = drop(x)
+    torch.manual_seed(5)
+    torch.testing.assert_close(drop(x), a)
+    assert not torch.equal(drop(x), a)
+    assert drop.eval()(x) is x
+    with pytest.raises(ValueError, match="dropout probability must be in \\[0, 1\\), got 1.0"):
+        CheapDropout(1.0)
+
+
+def test_cheap_dropout_replaces_every_dropout_and_keeps_eval_outputs():
+    model = PooledClassifier(_tiny_encoder("mpnet", layers=2), dropout=0.25).eval()
+    add_lora(model.encoder, ("q", "output.dense"), range(2), 4, 8, 0.15)
+    ids = torch.randint(5, 120, (2, 7))
+    before = model(ids).logits
+    ps = sorted(m.p for m in model.modules() if type(m) is torch.nn.Dropout)
+    assert cheap_dropout(model) == len(ps) > 0
+    assert not any(type(m) is torch.nn.Dropout for m in model.modules())
+    assert sorted(m.p for m in model.modules() if isinstance(m, CheapDropout)) == ps
+    torch.testing.assert_close(model(ids).logits, before)
 
 
 # --------------------------------------------------------------------------------------- losses
