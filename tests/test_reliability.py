@@ -19,7 +19,7 @@ from framing.batch import plan_label_job, run_label_job
 from framing.cli import build_parser, main
 from framing.io import InputError, iter_documents
 from framing.model import TransformerBackend, length_batches
-from framing.quantize import Int8Linear, quantize_int8
+from framing.quantize import MATMUL_ENV, Int8Linear, int8_matmul, int8_matmul_mode, quantize_int8
 
 WORDS = ("soldiers burned the village witnesses said ministry called report fabrication there is no forced "
          "labour in our factories committee will meet again march programme lifted families out of poverty").split()
@@ -86,6 +86,41 @@ def test_int8_linear_rows_do_not_depend_on_batch_mates():
     ref = lin(x)
     rel = (full - ref).abs().max(dim=1).values / ref.abs().max(dim=1).values
     assert rel.max() < 0.05
+
+
+def test_fp32_int8_matmul_gives_the_integer_products_bit_for_bit():
+    gen = torch.Generator().manual_seed(0)
+    xq = torch.randint(-127, 128, (37, 1536), dtype=torch.int8, generator=gen)
+    wq = torch.randint(-127, 128, (1536, 70), dtype=torch.int8, generator=gen)
+    # two rows whose partial sums leave fp32's exact-integer range (> 2**24)
+    xq[5] = torch.randint(100, 128, (1536,), dtype=torch.int8, generator=gen)
+    xq[6] = -xq[5]
+    wq[:, :20] = torch.randint(100, 128, (1536, 20), dtype=torch.int8, generator=gen)
+    want = torch._int_mm(xq, wq).float()
+    assert not torch.equal((xq.float() @ wq.float())[5:7], want[5:7])  # plain fp32 would round them
+    assert torch.equal(int8_matmul(xq, wq, wq.float()), want)
+    assert torch.equal(int8_matmul(xq, wq), want)
+
+
+def test_int8_linear_gives_the_same_bits_on_either_matmul_path(monkeypatch):
+    torch.manual_seed(1)
+    lin = torch.nn.Linear(64, 40)
+    x = torch.randn(2, 9, 64)
+    out = {}
+    for mode in ("int", "fp32"):
+        monkeypatch.setenv(MATMUL_ENV, mode)
+        int8_matmul_mode.cache_clear()
+        out[mode] = Int8Linear(lin)(x)
+    monkeypatch.setenv(MATMUL_ENV, "int16")
+    int8_matmul_mode.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="FRAMING_INT8_MATMUL must be 'int' or 'fp32', got 'int16'"):
+            int8_matmul_mode()
+    finally:
+        monkeypatch.delenv(MATMUL_ENV)
+        int8_matmul_mode.cache_clear()
+    assert torch.equal(out["int"], out["fp32"])
+    assert int8_matmul_mode() in ("int", "fp32")
 
 
 def test_quantize_int8_replaces_every_linear(tiny_model):
