@@ -31,6 +31,8 @@ def main(argv=None) -> int:
     ap.add_argument("runs", nargs="+", help="model folders trained from one config with different seeds")
     ap.add_argument("-o", "--output", default=None, help="JSON file to write")
     ap.add_argument("--card", default=None, help="model folder whose card gets the Noise section")
+    ap.add_argument("--note", default="", help="a sentence added under the table (e.g. how the runs differ "
+                                               "beyond the seed)")
     args = ap.parse_args(argv)
 
     runs = []
@@ -52,15 +54,26 @@ def main(argv=None) -> int:
         if len(vals) == len(runs):
             table[split] = {"values": vals, "mean": statistics.mean(vals), "sd": statistics.stdev(vals),
                             "min": min(vals), "max": max(vals)}
-    out = {"seeds": seeds, "runs": [str(d) for d, _, _ in runs], "macro_f1": table}
+    # the acceptance bar is per class too: the weakest class's F1 on each split, per seed
+    weakest = {}
+    for split in SPLITS:
+        vals = [min(v for k, v in s[split].items() if k.startswith("f1_")) for _, _, s in runs if split in s]
+        if len(vals) == len(runs):
+            weakest[split] = {"values": vals, "mean": statistics.mean(vals), "sd": statistics.stdev(vals)}
+    out = {"seeds": seeds, "runs": [str(d) for d, _, _ in runs], "macro_f1": table, "weakest_class_f1": weakest}
     lines = [f"Macro-F1 of this recipe over {len(runs)} seeds ({', '.join(map(str, seeds))}; only the seed differs):",
              "", "| data | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | sd |",
              "|---|" + "---|" * (len(seeds) + 2)]
     for split, t in table.items():
         lines.append(f"| {SET_NAMES.get(split, split)} | " + " | ".join(f"{v:.3f}" for v in t["values"])
                      + f" | {t['mean']:.3f} | {t['sd']:.3f} |")
+    for split, t in weakest.items():
+        lines.append(f"| weakest class F1, {SET_NAMES.get(split, split)} | " + " | ".join(f"{v:.3f}" for v in t["values"])
+                     + f" | {t['mean']:.3f} | {t['sd']:.3f} |")
     lines += ["", "A difference between two models smaller than about two standard deviations of the row is within "
               "what retraining with another seed does on its own."]
+    if args.note:
+        lines += ["", args.note]
     text = "\n".join(lines)
     print(text)
     if args.output:
